@@ -1,0 +1,189 @@
+"""The ASGI application: routers, error handling, middleware and the OpenAPI document."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import __version__
+from .core.config import Settings, get_settings
+from .core.db import Database
+from .core.errors import AppError, FieldError, validation_error
+from .core.logging import configure_logging
+from .core.middleware import (
+    AuditMiddleware,
+    IdempotencyMiddleware,
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+)
+from .core.problem import PROBLEM_JSON
+from .core.ratelimit import build_rate_limiter
+from .core.security import TokenSigner
+
+log = logging.getLogger("simplane.app")
+
+
+def _problem(error: AppError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers,
+                        media_type=PROBLEM_JSON)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] or parts
+    return ".".join(parts) or "body"
+
+
+def _validation_problem(exc: RequestValidationError) -> AppError:
+    errors: list[FieldError] = []
+    for err in exc.errors():
+        name = _field_name(tuple(err.get("loc", ())))
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            return validation_error(f"the request body is not valid JSON: {err.get('msg')}",
+                                    [FieldError("body", err.get("msg", "invalid JSON"))])
+        if kind == "extra_forbidden":
+            message = f"unknown field {name!r}"
+        elif "input" in err and kind != "missing":
+            message = f"{err.get('msg')} (got {err['input']!r})"
+        else:
+            message = err.get("msg", "invalid")
+        errors.append(FieldError(name, message))
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or "invalid request"
+    return validation_error(detail, errors)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(_: Request, exc: AppError) -> JSONResponse:
+        return _problem(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _problem(_validation_problem(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            error = AppError(f"{request.method} is not allowed on {request.url.path}", 405,
+                             "method_not_allowed", "Method not allowed",
+                             headers=dict(exc.headers or {}))
+        elif exc.status_code == 404:
+            error = AppError(f"no route {request.url.path}", 404, "not_found", "Not found")
+        elif exc.status_code == 400:
+            error = validation_error(str(exc.detail))
+        else:
+            error = AppError(str(exc.detail), exc.status_code, "http_error", "HTTP error",
+                             headers=dict(exc.headers or {}))
+        return _problem(error)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database unavailable", exc_info=exc)
+        return _problem(AppError("the database is unavailable; retry shortly", 503,
+                                 "service_unavailable", "Service unavailable",
+                                 headers={"Retry-After": "5"}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc,
+                  extra={"request_id": request.scope.get("state", {}).get("request_id")})
+        return _problem(AppError("an unexpected error occurred; the request id names it in logs",
+                                 500, "internal_error", "Internal error"))
+
+
+
+def _install_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                             description=app.description)
+        # Validation failures answer 400 problem+json (documented per route), never 422.
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        components = schema.get("components", {}).get("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http", "scheme": "bearer"}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    database = database or Database(settings.database_url)
+    signer = TokenSigner(settings.resolved_secret_key())
+
+    app = FastAPI(
+        title="simplane",
+        version=__version__,
+        description="IoT Programmable SIM platform: Things, Things Groups, Networks and more.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.token_signer = signer
+
+    _install_error_handlers(app)
+    _install_openapi(app)
+    _include_routers(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        try:
+            with database.transaction(read_only=True) as session:
+                session.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return JSONResponse({"status": "unavailable"}, status_code=503,
+                                headers={"Retry-After": "5"})
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(AuditMiddleware, database=database)
+    app.add_middleware(IdempotencyMiddleware, database=database, signer=signer,
+                       ttl_seconds=settings.idempotency_ttl_seconds)
+    app.add_middleware(RateLimitMiddleware, limiter=build_rate_limiter(settings.redis_url),
+                       settings=settings, signer=signer)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    from .accounts.routes import router as accounts_router
+    from .events.routes import router as events_router
+    from .groups.routes import router as groups_router
+    from .things.routes import router as things_router
+    from .users.routes import router as users_router
+
+    for router in (users_router, accounts_router, things_router, groups_router, events_router):
+        app.include_router(router, prefix="/v1")
+
+
+def app_from_environment() -> FastAPI:
+    """Entry point for `uvicorn --factory` (used by `simplane serve --workers N`)."""
+    return create_app()

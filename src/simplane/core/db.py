@@ -1,0 +1,107 @@
+"""Engines and sessions for the two supported databases: SQLite (embedded) and PostgreSQL.
+
+One unit of work per request: routes get a session, services only flush, and the request
+commits once at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def is_postgres(bind: Engine | Session) -> bool:
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    return engine.dialect.name == "postgresql"
+
+
+def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True, future=True
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    database = url.split(":///", 1)[1] if ":///" in url else ""
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # Every connection opens its own file handle; NullPool avoids sharing one across threads.
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # pysqlite's own transaction handling would defer BEGIN; we emit it ourselves below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):  # type: ignore[no-untyped-def]
+        # A deferred transaction that reads and then writes can fail at once with SQLITE_BUSY
+        # when another writer got there first (the busy timeout does not apply to lock
+        # upgrades). Writers therefore take the write lock up front; readers stay deferred.
+        if connection.get_execution_options().get("sqlite_read_only"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = create_db_engine(url, pool_size=pool_size)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        read_engine = self.engine.execution_options(sqlite_read_only=True)
+        self._read_sessions = sessionmaker(read_engine, expire_on_commit=False, autoflush=True)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def session(self, *, read_only: bool = False) -> Session:
+        return (self._read_sessions if read_only else self._sessions)()
+
+    @contextmanager
+    def transaction(self, *, read_only: bool = False) -> Iterator[Session]:
+        """A session that commits when the block ends cleanly and rolls back otherwise."""
+        session = self.session(read_only=read_only)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def advisory_lock(session: Session, name: str) -> None:
+    """Serialise a critical section across processes until the transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: writers already hold the database's
+    single write lock from BEGIN IMMEDIATE, so nothing more is needed.
+    """
+    if is_postgres(session):
+        from sqlalchemy import text
+
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})

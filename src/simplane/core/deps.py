@@ -1,0 +1,79 @@
+"""FastAPI dependencies shared by every router: the unit of work, the caller, the role check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..models import Credential, User
+from .auth import Principal, Role, allows
+from .db import Database
+from .errors import forbidden, unauthorized
+from .security import TokenSigner
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def _session(request: Request) -> Iterator[Session]:
+    database: Database = request.app.state.database
+    session = database.session(read_only=request.method in ("GET", "HEAD"))
+    try:
+        yield session
+        # One commit per request, after the route returned and before the response leaves.
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(_session, scope="function")]
+
+
+def _principal(request: Request, session: DbSession) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("an Authorization: Bearer <token> header is required")
+    signer: TokenSigner = request.app.state.token_signer
+    claims = signer.verify(token.strip())
+    if claims is None:
+        raise unauthorized("the bearer token is malformed, expired or not signed by this server")
+    row = session.execute(
+        select(User.id, User.role, User.status, User.account_id)
+        .join(Credential, Credential.user_id == User.id)
+        .where(Credential.client_id == claims.client_id, User.account_id == claims.account_id)
+    ).first()
+    if row is None:
+        raise unauthorized("the bearer token's credential has been revoked")
+    if row.status != "ACTIVE":
+        raise unauthorized("the bearer token's user is disabled")
+    principal = Principal(row.account_id, row.id, Role(row.role), claims.client_id)
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+
+
+def authorize(permission: str) -> Callable[[Principal], Principal]:
+    def check(principal: CurrentPrincipal) -> Principal:
+        if not allows(principal.role, permission):
+            raise forbidden(f"role {principal.role.value!r} may not perform {permission}")
+        return principal
+
+    return check
+
+
+def record_audit(request: Request, resource_id: str | None, changed: dict | None = None) -> None:
+    """Tell the audit middleware which resource a write touched and which fields it set."""
+    request.state.audit_resource_id = resource_id
+    if changed is not None:
+        request.state.audit_changed = changed

@@ -1,0 +1,39 @@
+"""Opaque, unguessable, time-ordered resource ids such as `thg_01JD4...`.
+
+48 bits of millisecond time then 96 random bits, in Crockford base32. The time prefix keeps
+ids roughly in creation order (good B-tree locality and a natural paging key); the random
+part makes them unguessable.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_BITS = 48 + 96
+_CHARS = (_BITS + 4) // 5
+
+PREFIXES = {
+    "account": "acc",
+    "user": "usr",
+    "credential": "cred",
+    "thing": "thg",
+    "things_group": "grp",
+    "network": "net",
+    "ip_pool": "pool",
+    "ip_profile": "ipp",
+    "event": "evt",
+    "audit": "aud",
+    "state_change": "stc",
+    "allocation": "alc",
+}
+
+
+def new_id(kind: str) -> str:
+    value = (time.time_ns() // 1_000_000) << 96 | secrets.randbits(96)
+    chars = []
+    for _ in range(_CHARS):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return f"{PREFIXES[kind]}_{''.join(reversed(chars))}"

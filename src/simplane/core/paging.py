@@ -1,0 +1,56 @@
+"""Keyset paging over time-ordered ids: stable order, no repeats or skips while rows arrive."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from .errors import bad_field
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+@dataclass
+class Page(Generic[T]):
+    items: Sequence[T]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        after = json.loads(raw)["after"]
+        if not isinstance(after, str) or not after:
+            raise ValueError
+        return after
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise bad_field("cursor", f"{cursor!r} is not a cursor this API handed out") from None
+
+
+def paginate(
+    session: Session,
+    statement: Select[Any],
+    key: InstrumentedAttribute[str],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> Page[Any]:
+    if cursor:
+        statement = statement.where(key > decode_cursor(cursor))
+    rows = session.scalars(statement.order_by(key).limit(limit + 1)).all()
+    if len(rows) > limit:
+        return Page(rows[:limit], encode_cursor(getattr(rows[limit - 1], key.key)))
+    return Page(rows, None)

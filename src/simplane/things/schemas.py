@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ThingState = Literal["PROVISIONED", "ACTIVE", "SUSPENDED", "RETIRED"]
+ConnectionStatus = Literal["ATTACHED", "DETACHED", "NEVER"]
+Tag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Services(BaseModel):
+    data: bool
+    sms: bool
+
+
+class Connection(BaseModel):
+    status: ConnectionStatus
+    since: datetime | None
+    rat: str | None
+    country: str | None
+    operator: str | None
+    session_id: str | None
+
+
+class ThingOut(BaseModel):
+    id: str
+    iccid: str
+    imsi: str
+    name: str
+    state: ThingState
+    things_group_id: str
+    tags: list[str]
+    services: Services
+    imei: str | None
+    imei_lock: bool
+    ip_address: str | None
+    ip_locked: bool
+    connection: Connection
+    created_at: datetime
+    updated_at: datetime
+    activated_at: datetime | None
+
+
+class ThingList(BaseModel):
+    items: list[ThingOut]
+    next_cursor: str | None
+
+
+class ServicesPatch(StrictModel):
+    data: bool = None  # type: ignore[assignment]  # omitted: unchanged; null: refused
+    sms: bool = None  # type: ignore[assignment]
+
+
+class ThingPatch(StrictModel):
+    # A default of None is not validated, so an omitted field stays None (unchanged) while an
+    # explicit JSON null fails validation: none of these fields can be cleared.
+    name: Annotated[str, Field(max_length=200)] = None  # type: ignore[assignment]
+    state: ThingState = None  # type: ignore[assignment]
+    things_group_id: Annotated[str, Field(min_length=1, max_length=40)] = None  # type: ignore[assignment]
+    tags: Annotated[list[Tag], Field(max_length=50)] = None  # type: ignore[assignment]
+    services: ServicesPatch = None  # type: ignore[assignment]
+    imei_lock: bool = None  # type: ignore[assignment]
+
+
+class StateChangeOut(BaseModel):
+    id: str
+    from_state: ThingState | None
+    to_state: ThingState
+    changed_at: datetime
+    actor_user_id: str | None
+    actor_client_id: str | None
+    source: str
+
+
+class StateChangeList(BaseModel):
+    items: list[StateChangeOut]
+    next_cursor: str | None

@@ -1,0 +1,266 @@
+"""Things (SIMs): the state machine, tags, services, group moves, and shipping inventory."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from ..core.auth import Principal
+from ..core.errors import FieldError, not_found, precondition, unknown_reference, validation_error
+from ..core.ids import new_id
+from ..events import service as events
+from ..models import Thing, ThingsGroup, ThingStateChange, ThingTag, utcnow
+from . import identifiers, repository
+from .schemas import Connection, Services, ThingOut, ThingPatch
+
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    "PROVISIONED": frozenset({"ACTIVE", "RETIRED"}),
+    "ACTIVE": frozenset({"SUSPENDED", "RETIRED"}),
+    "SUSPENDED": frozenset({"ACTIVE", "RETIRED"}),
+    "RETIRED": frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: str | None
+    client_id: str | None
+    source: str = "api"
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        return cls(principal.user_id, principal.client_id)
+
+
+OPERATOR = Actor(None, None, "operator")
+
+
+def view(thing: Thing, tags: list[str]) -> ThingOut:
+    return ThingOut(
+        id=thing.id, iccid=thing.iccid, imsi=thing.imsi, name=thing.name, state=thing.state,  # type: ignore[arg-type]
+        things_group_id=thing.things_group_id, tags=sorted(tags),
+        services=Services(data=thing.service_data, sms=thing.service_sms), imei=thing.imei,
+        imei_lock=thing.imei_lock, ip_address=thing.ip_address, ip_locked=thing.ip_locked,
+        connection=Connection(status=thing.connection_status, since=thing.connection_since,  # type: ignore[arg-type]
+                              rat=thing.connection_rat, country=thing.connection_country,
+                              operator=thing.connection_operator,
+                              session_id=thing.connection_session_id),
+        created_at=thing.created_at, updated_at=thing.updated_at,
+        activated_at=thing.activated_at,
+    )
+
+
+def views(session: Session, account_id: str, things: Sequence[Thing]) -> list[ThingOut]:
+    tags = repository.tags_of(session, account_id, [t.id for t in things])
+    return [view(t, tags[t.id]) for t in things]
+
+
+def require_thing(session: Session, account_id: str, thing_id: str, *,
+                  for_update: bool = False) -> Thing:
+    thing = repository.get_thing(session, account_id, thing_id, for_update=for_update)
+    if thing is None:
+        raise not_found("thing", thing_id)
+    return thing
+
+
+def thing_view(session: Session, account_id: str, thing: Thing) -> ThingOut:
+    return views(session, account_id, [thing])[0]
+
+
+def validate_filters(*, iccid: str | None, imsi: str | None, imei: str | None,
+                     ip_address: str | None) -> None:
+    errors = []
+    if iccid is not None and (not iccid.isdigit() or not 19 <= len(iccid) <= 20):
+        errors.append(FieldError("iccid", f"{iccid!r} is not an ICCID (19-20 digits)"))
+    if imsi is not None and identifiers.imsi_problem(imsi):
+        errors.append(FieldError("imsi", f"{imsi!r} is not an IMSI (15 digits)"))
+    if imei is not None and (not imei.isdigit() or len(imei) != 15):
+        errors.append(FieldError("imei", f"{imei!r} is not an IMEI (15 digits)"))
+    if ip_address is not None:
+        try:
+            ipaddress.IPv4Address(ip_address)
+        except ValueError:
+            errors.append(FieldError("ip_address", f"{ip_address!r} is not an IPv4 address"))
+    if errors:
+        raise validation_error("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+
+
+def change_state(session: Session, thing: Thing, to_state: str, actor: Actor) -> bool:
+    """Apply one transition of the state table; False when the Thing is already there."""
+    if thing.state == to_state:
+        return False
+    if to_state not in ALLOWED_TRANSITIONS[thing.state]:
+        raise precondition(
+            "invalid_state_transition",
+            f"a {thing.state} Thing cannot become {to_state}",
+            "Invalid state transition",
+        )
+    now = utcnow()
+    from_state = thing.state
+    thing.state = to_state
+    thing.updated_at = now
+    if to_state == "ACTIVE" and thing.activated_at is None:
+        thing.activated_at = now
+    session.add(ThingStateChange(
+        id=new_id("state_change"), account_id=thing.account_id, thing_id=thing.id,
+        from_state=from_state, to_state=to_state, changed_at=now,
+        actor_user_id=actor.user_id, actor_client_id=actor.client_id, source=actor.source))
+    events.emit(session, thing.account_id, "thing.state_changed", thing_id=thing.id,
+                data={"from": from_state, "to": to_state, "actor_user_id": actor.user_id},
+                occurred_at=now)
+    if to_state == "RETIRED":
+        _release_on_retire(session, thing)
+    return True
+
+
+def _release_on_retire(session: Session, thing: Thing) -> None:
+    if thing.ip_locked:
+        released = thing.ip_address
+        thing.ip_locked = False
+        thing.ip_address = None
+        events.emit(session, thing.account_id, "thing.ip_unlocked", thing_id=thing.id,
+                    data={"ip_address": released, "reason": "retired"})
+
+
+def _move_to_group(session: Session, thing: Thing, group_id: str) -> None:
+    if group_id == thing.things_group_id:
+        return
+    target = repository.get_group(session, thing.account_id, group_id)
+    if target is None:
+        raise unknown_reference("things_group_id", group_id)
+    current = repository.get_group(session, thing.account_id, thing.things_group_id)
+    if current is not None and current.network_id != target.network_id:
+        if thing.ip_locked:
+            raise precondition("ip_locked", f"Thing {thing.id} holds locked IP "
+                               f"{thing.ip_address}; unlock it before moving to another Network")
+        thing.ip_address = None  # a dynamic lease belongs to the old Network
+    thing.things_group_id = target.id
+
+
+def set_tags(session: Session, thing: Thing, tags: Iterable[str]) -> None:
+    session.execute(delete(ThingTag).where(ThingTag.account_id == thing.account_id,
+                                           ThingTag.thing_id == thing.id))
+    unique = sorted(set(tags))
+    if unique:
+        session.execute(insert(ThingTag), [
+            {"thing_id": thing.id, "tag": tag, "account_id": thing.account_id} for tag in unique])
+
+
+def patch_thing(session: Session, thing: Thing, patch: ThingPatch, actor: Actor) -> None:
+    """Validate everything first, then change: a refused PATCH changes nothing."""
+    if thing.state == "RETIRED" and patch.model_fields_set - {"name", "tags"}:
+        raise precondition("invalid_state_transition",
+                           f"Thing {thing.id} is RETIRED; only name and tags can change",
+                           "Invalid state transition")
+    if patch.things_group_id is not None:
+        _move_to_group(session, thing, patch.things_group_id)
+    if patch.state is not None:
+        change_state(session, thing, patch.state, actor)
+    if patch.name is not None:
+        thing.name = patch.name
+    if patch.services is not None:
+        if patch.services.data is not None:
+            thing.service_data = patch.services.data
+        if patch.services.sms is not None:
+            thing.service_sms = patch.services.sms
+    if patch.imei_lock is not None:
+        thing.imei_lock = patch.imei_lock
+    if patch.tags is not None:
+        set_tags(session, thing, patch.tags)
+    if session.is_modified(thing) or patch.tags is not None:
+        thing.updated_at = utcnow()
+    session.flush()
+
+
+def lookup(session: Session, account_id: str, *, iccid: str | None, imsi: str | None,
+           imei: str | None, ip_address: str | None) -> Thing:
+    given = {k: v for k, v in (("iccid", iccid), ("imsi", imsi), ("imei", imei),
+                               ("ip_address", ip_address)) if v is not None}
+    if len(given) != 1:
+        raise validation_error(
+            "give exactly one of iccid, imsi, imei or ip_address",
+            [FieldError(k, "exactly one lookup key is allowed") for k in given] or
+            [FieldError("iccid", "one of iccid, imsi, imei, ip_address is required")])
+    validate_filters(iccid=iccid, imsi=imsi, imei=imei, ip_address=ip_address)
+    (key, value), = given.items()
+    thing = session.scalar(
+        repository.things_query(account_id, **{key: value}).order_by(Thing.id).limit(1))
+    if thing is None:
+        raise not_found("thing with " + key, value)
+    return thing
+
+
+# --- shipping SIM inventory (operator side) -------------------------------------------------
+
+@dataclass(frozen=True)
+class SimRow:
+    line: int
+    iccid: str
+    imsi: str
+
+
+class InventoryRejected(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(f"{len(problems)} invalid row(s): " + "; ".join(problems[:20]))
+        self.problems = problems
+
+
+def check_inventory(session: Session, rows: Sequence[SimRow]) -> list[str]:
+    """Every problem with the rows, each naming its line; empty when all can be shipped."""
+    problems: list[str] = []
+    seen_iccid: dict[str, int] = {}
+    seen_imsi: dict[str, int] = {}
+    for row in rows:
+        for problem in (identifiers.iccid_problem(row.iccid), identifiers.imsi_problem(row.imsi)):
+            if problem:
+                problems.append(f"line {row.line}: {problem}")
+        if row.iccid in seen_iccid:
+            problems.append(f"line {row.line}: ICCID {row.iccid} repeats line {seen_iccid[row.iccid]}")
+        if row.imsi in seen_imsi:
+            problems.append(f"line {row.line}: IMSI {row.imsi} repeats line {seen_imsi[row.imsi]}")
+        seen_iccid.setdefault(row.iccid, row.line)
+        seen_imsi.setdefault(row.imsi, row.line)
+    taken_iccids = repository.existing_identifiers(session, Thing.iccid, list(seen_iccid))
+    taken_imsis = repository.existing_identifiers(session, Thing.imsi, list(seen_imsi))
+    for row in rows:
+        if row.iccid in taken_iccids:
+            problems.append(f"line {row.line}: ICCID {row.iccid} is already shipped")
+        if row.imsi in taken_imsis:
+            problems.append(f"line {row.line}: IMSI {row.imsi} is already shipped")
+    return problems
+
+
+def ship_sims(session: Session, account_id: str, rows: Sequence[SimRow]) -> int:
+    """All rows PROVISIONED into the default group, or none (InventoryRejected)."""
+    problems = check_inventory(session, rows)
+    if problems:
+        raise InventoryRejected(problems)
+    group = repository.default_group(session, account_id)
+    now = utcnow()
+    for start in range(0, len(rows), 5000):
+        chunk = rows[start:start + 5000]
+        ids = [new_id("thing") for _ in chunk]
+        session.execute(insert(Thing), [
+            {"id": thing_id, "account_id": account_id, "iccid": row.iccid, "imsi": row.imsi,
+             "name": "", "state": "PROVISIONED", "things_group_id": group.id,
+             "service_data": True, "service_sms": True, "imei_lock": False, "ip_locked": False,
+             "connection_status": "NEVER", "created_at": now, "updated_at": now}
+            for thing_id, row in zip(ids, chunk, strict=True)])
+        session.execute(insert(ThingStateChange), [
+            {"id": new_id("state_change"), "account_id": account_id, "thing_id": thing_id,
+             "from_state": None, "to_state": "PROVISIONED", "changed_at": now,
+             "source": "operator"}
+            for thing_id in ids])
+    session.flush()
+    return len(rows)
+
+
+def group_exists(session: Session, account_id: str, group_id: str) -> bool:
+    return session.scalar(select(ThingsGroup.id).where(
+        ThingsGroup.account_id == account_id, ThingsGroup.id == group_id)) is not None
+
+
