@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ from simplane.things.identifiers import random_iccid, random_imsi
 from simplane.things.service import SimRow, ship_sims
 
 POSTGRES_URL = os.environ.get("SIMPLANE_TEST_POSTGRES_URL")
+# httpx loads the CA bundle for every new client (~50 ms) even for plain http: load it once.
+SSL_CONTEXT = ssl.create_default_context()
 ENGINES = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
 
@@ -74,7 +77,9 @@ def make_backend(name: str, tmp: Path, **overrides: object) -> Iterator[Backend]
     settings = load_settings(
         database_url=url, data_dir=str(tmp), secret_key="test-secret-" + name,
         rate_limit_per_second=10_000, rate_limit_burst=10_000,
-        token_rate_limit_per_minute=100_000, **overrides)
+        token_rate_limit_per_minute=100_000,
+        # Every test creates accounts: the default /16 each allows only 64 per database.
+        **{"account_allocation_prefix": 22, "default_pool_prefix": 24, **overrides})
     database = Database(settings.database_url)
     upgrade(database.engine)
     try:
@@ -138,14 +143,14 @@ class Tenant:
         self.admin = self.connect(self.client_id, self.client_secret)
 
     def token(self, client_id: str, client_secret: str) -> str:
-        response = httpx.post(f"{self.base_url}/v1/oauth2/token",
+        response = httpx.post(f"{self.base_url}/v1/oauth2/token", verify=SSL_CONTEXT,
                               data={"grant_type": "client_credentials"},
                               auth=(client_id, client_secret))
         assert response.status_code == 200, response.text
         return response.json()["access_token"]
 
     def connect(self, client_id: str, client_secret: str) -> httpx.Client:
-        client = httpx.Client(base_url=self.base_url, timeout=30, headers={
+        client = httpx.Client(base_url=self.base_url, timeout=30, verify=SSL_CONTEXT, headers={
             "Authorization": f"Bearer {self.token(client_id, client_secret)}"})
         self._clients.append(client)
         return client

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -13,14 +13,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from . import __version__
 from .core.config import Settings, get_settings
 from .core.db import Database
 from .core.errors import AppError, FieldError, validation_error
+from .core.http import (
+    document_conventions,
+    reject_nul_characters,
+    reject_unknown_query_parameters,
+)
 from .core.logging import configure_logging
 from .core.middleware import (
     AuditMiddleware,
+    ErrorMiddleware,
     IdempotencyMiddleware,
     RateLimitMiddleware,
     RequestContextMiddleware,
@@ -63,6 +70,16 @@ def _validation_problem(exc: RequestValidationError) -> AppError:
     return validation_error(detail, errors)
 
 
+def _allowed_methods(request: Request) -> str:
+    # FastAPI makes one route per method and Starlette's 405 names only the first route's
+    # methods, so ask every route which methods would fully match this path.
+    routes = request.app.router.routes
+    return ", ".join(
+        method for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+               for route in routes))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:
@@ -77,7 +94,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             error = AppError(f"{request.method} is not allowed on {request.url.path}", 405,
                              "method_not_allowed", "Method not allowed",
-                             headers=dict(exc.headers or {}))
+                             headers={**(exc.headers or {}), "Allow": _allowed_methods(request)})
         elif exc.status_code == 404:
             error = AppError(f"no route {request.url.path}", 404, "not_found", "Not found")
         elif exc.status_code == 400:
@@ -116,8 +133,7 @@ def _install_openapi(app: FastAPI) -> None:
         components = schema.get("components", {}).get("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
-        schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
-            "type": "http", "scheme": "bearer"}
+        document_conventions(schema)
         app.openapi_schema = schema
         return schema
 
@@ -137,6 +153,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(reject_unknown_query_parameters), Depends(reject_nul_characters)],
     )
     app.state.settings = settings
     app.state.database = database
@@ -164,6 +181,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(ErrorMiddleware)
     app.add_middleware(AuditMiddleware, database=database)
     app.add_middleware(IdempotencyMiddleware, database=database, signer=signer,
                        ttl_seconds=settings.idempotency_ttl_seconds)

@@ -47,7 +47,7 @@ def _principal(request: Request, session: DbSession) -> Principal:
     if claims is None:
         raise unauthorized("the bearer token is malformed, expired or not signed by this server")
     row = session.execute(
-        select(User.id, User.role, User.status, User.account_id)
+        select(User.id, User.role, User.status, User.account_id, User.tokens_valid_after)
         .join(Credential, Credential.user_id == User.id)
         .where(Credential.client_id == claims.client_id, User.account_id == claims.account_id)
     ).first()
@@ -55,6 +55,8 @@ def _principal(request: Request, session: DbSession) -> Principal:
         raise unauthorized("the bearer token's credential has been revoked")
     if row.status != "ACTIVE":
         raise unauthorized("the bearer token's user is disabled")
+    if row.tokens_valid_after is not None and claims.issued_at <= row.tokens_valid_after.timestamp():
+        raise unauthorized("the bearer token was issued before its user was disabled")
     principal = Principal(row.account_id, row.id, Role(row.role), claims.client_id)
     request.state.principal = principal
     return principal

@@ -3,13 +3,103 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
 from pydantic import BaseModel
 
-from .errors import ERROR_CODES, AppError
+from .errors import ERROR_CODES, AppError, FieldError, validation_error
 from .paging import Page
+
+
+def route_template(scope: dict[str, Any]) -> str | None:
+    """The matched route's path template, e.g. /v1/things/{thing_id}; None before routing."""
+    route = scope.get("route")
+    regex, template = getattr(route, "path_regex", None), getattr(route, "path", None)
+    if regex is None or template is None:
+        return None
+    # An included router's route knows its path without the router's prefix (/v1).
+    path = scope["path"]
+    for cut in (i for i, char in enumerate(path) if char == "/"):
+        if regex.match(path[cut:]):
+            return path[:cut] + template
+    return template
+
+
+def _documented_query_parameters(app: Any) -> dict[tuple[str, str], set[str]]:
+    known = getattr(app.state, "documented_query_parameters", None)
+    if known is None:
+        known = {
+            (method, path): {p["name"] for p in operation.get("parameters", [])
+                             if p.get("in") == "query"}
+            for path, item in app.openapi().get("paths", {}).items()
+            for method, operation in item.items()
+        }
+        app.state.documented_query_parameters = known
+    return known  # type: ignore[no-any-return]
+
+
+def reject_unknown_query_parameters(request: Request) -> None:
+    """A query parameter the route does not document is refused (400), like an unknown body
+    field: a misspelt filter must not silently widen a list."""
+    template = route_template(request.scope)
+    allowed = _documented_query_parameters(request.app).get(
+        (request.method.lower(), template or ""))
+    if allowed is None:
+        return
+    unknown = sorted({name for name in request.query_params if name not in allowed})
+    if unknown:
+        raise validation_error(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+            + ", ".join(repr(n) for n in unknown),
+            [FieldError(name, "unknown query parameter") for name in unknown])
+
+
+def _nul_fields(value: Any, where: str = "") -> list[str]:
+    if isinstance(value, str):
+        return [where or "body"] if "\x00" in value else []
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return []
+    found = []
+    for key, item in items:
+        name = f"{where}.{key}" if where else str(key)
+        if "\x00" in str(key):
+            found.append(name)
+        found += _nul_fields(item, name)
+    return found
+
+
+async def reject_nul_characters(request: Request) -> None:
+    """NUL (U+0000) is refused in paths, queries and bodies (400) on both engines: PostgreSQL
+    text cannot hold it, and no identifier or name needs it. The token endpoint answers in
+    RFC 6749's format and treats such a client id as unknown instead."""
+    if request.url.path in PUBLIC_PATHS:
+        return
+    fields = [name for name, value in request.path_params.items() if "\x00" in str(value)]
+    fields += [name for name, value in request.query_params.multi_items()
+               if "\x00" in name + value]
+    if request.method in ("POST", "PUT", "PATCH"):
+        body = await request.body()
+        if b"\\u0000" in body:
+            try:
+                fields += _nul_fields(json.loads(body))
+            except ValueError:
+                pass  # malformed JSON is the route's to refuse
+        elif b"%00" in body:
+            fields += [name for name, value in parse_qsl(body.decode("latin-1"),
+                                                          keep_blank_values=True)
+                       if "\x00" in name + value]
+    if fields:
+        fields = list(dict.fromkeys(fields))
+        raise validation_error("NUL characters are not allowed: " + ", ".join(fields),
+                               [FieldError(f, "contains a NUL (U+0000) character")
+                                for f in fields])
 
 
 def etag_of(model: BaseModel) -> str:
@@ -63,19 +153,60 @@ _STATUS_TEXT = {
 }
 
 
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problem_response(status: int, names: list[str]) -> dict[str, Any]:
+    lines = "; ".join(f"`{c}`: {ERROR_CODES[c][1]}" for c in names)
+    return {
+        "description": f"{_STATUS_TEXT.get(status, 'Error')}. Codes: {lines}",
+        "content": {"application/problem+json": {"schema": PROBLEM_REF}},
+    }
+
+
 def problem_responses(*codes: str, authenticated: bool = True) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` listing every problem code a route can answer, grouped by status."""
-    all_codes = list(codes) + ["validation_error", "not_found", "rate_limited", "internal_error"]
+    all_codes = list(codes) + ["validation_error", "not_found", "rate_limited", "internal_error",
+                               "service_unavailable"]
     if authenticated:
         all_codes += ["unauthorized", "forbidden"]
     by_status: dict[int, list[str]] = {}
     for code in dict.fromkeys(all_codes):
         by_status.setdefault(ERROR_CODES[code][0], []).append(code)
-    responses: dict[int | str, dict[str, Any]] = {}
-    for status, names in sorted(by_status.items()):
-        lines = "; ".join(f"`{c}`: {ERROR_CODES[c][1]}" for c in names)
-        responses[status] = {
-            "description": f"{_STATUS_TEXT.get(status, 'Error')}. Codes: {lines}",
-            "content": {"application/problem+json": {"schema": Problem.model_json_schema()}},
-        }
-    return responses
+    return {status: _problem_response(status, names)
+            for status, names in sorted(by_status.items())}
+
+
+# Routes that take no bearer token (and so no Idempotency-Key either).
+PUBLIC_PATHS = {"/v1/oauth2/token"}
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Repeating a POST with the same key and body within 24 h replays the first "
+                   "response (header `Idempotent-Replayed: true`); keys are per credential.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
+def document_conventions(schema: dict[str, Any]) -> None:
+    """Add what no single route declares: bearer auth, Idempotency-Key on every POST, and the
+    shared Problem schema."""
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+    components.setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
+    schema["security"] = [{"bearer": []}]
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if path in PUBLIC_PATHS:
+                operation["security"] = []
+                continue
+            if method != "post":
+                continue
+            operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
+            responses = operation.setdefault("responses", {})
+            if "412" in responses:
+                responses["412"]["description"] += (
+                    f"; `idempotency_key_reused`: {ERROR_CODES['idempotency_key_reused'][1]}")
+            else:
+                responses["412"] = _problem_response(412, ["idempotency_key_reused"])

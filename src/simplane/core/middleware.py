@@ -1,7 +1,7 @@
 """Pure-ASGI middleware for the cross-cutting behaviour of every route.
 
 Outermost first: request id, logs and metrics; rate limits; idempotent replay of POSTs; the
-audit log of writes.
+audit log of writes; the error boundary that turns unhandled exceptions into problem+json.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from typing import Any
 import anyio
 from prometheus_client import Counter, Histogram
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from ..models import AuditEntry, IdempotencyRecord, utcnow
+from ..models import AuditEntry, Credential, IdempotencyRecord, User, utcnow
 from .config import Settings
 from .db import Database
 from .errors import AppError, bad_field, precondition
+from .http import route_template
 from .ids import new_id
 from .problem import send_problem
 from .ratelimit import RateLimiter
@@ -38,6 +39,8 @@ LATENCY = Histogram("simplane_http_request_duration_seconds", "HTTP request late
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _ID_SEGMENT = re.compile(r"^[a-z]{2,5}_[0-9A-Z]{29}$")
 _SECRET_FIELD = re.compile(r"secret|psk|password|token", re.IGNORECASE)
+# A client's own request id is kept when it is short printable ASCII (it goes into logs).
+_OFFERED_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 # Headers a replayed response repeats; others (Date, RateLimit-*, X-Request-Id) are fresh.
 _REPLAYED_HEADERS = {"content-type", "location", "etag", "link"}
 
@@ -88,7 +91,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         offered = _header(scope, b"x-request-id")
-        request_id = offered if offered and len(offered) <= 64 else "req_" + secrets.token_hex(12)
+        request_id = (offered if offered and _OFFERED_REQUEST_ID.match(offered)
+                      else "req_" + secrets.token_hex(12))
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status_holder = {"status": 500}
@@ -101,15 +105,59 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await _guarded(self.app, scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = route_template(scope) or "unmatched"
             REQUESTS.labels(scope["method"], route, str(status_holder["status"])).inc()
             LATENCY.labels(scope["method"], route).observe(elapsed)
             log.info("request", extra={"request_id": request_id, "method": scope["method"],
                                        "path": scope["path"], "status": status_holder["status"],
                                        "duration_ms": round(elapsed * 1000, 2)})
+
+
+def unexpected_error(exc: BaseException) -> AppError:
+    """The problem an unhandled exception answers: never its message, traceback or SQL."""
+    if isinstance(exc, OperationalError):
+        return AppError("the database is unavailable; retry shortly", 503,
+                        "service_unavailable", "Service unavailable", headers={"Retry-After": "5"})
+    return AppError("an unexpected error occurred; the request id names it in logs", 500,
+                    "internal_error", "Internal error")
+
+
+async def _guarded(app, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    # Starlette answers unhandled exceptions outside every middleware, so that response would
+    # lack X-Request-Id and RateLimit-* and the audit log would miss it; answer here instead.
+    started = False
+
+    async def tracking_send(message) -> None:  # type: ignore[no-untyped-def]
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
+
+    try:
+        await app(scope, receive, tracking_send)
+    except Exception as exc:
+        if started:
+            raise
+        error = unexpected_error(exc)
+        log.error("unhandled error" if error.status == 500 else "database unavailable",
+                  exc_info=exc, extra={"request_id": scope.get("state", {}).get("request_id")})
+        await send_problem(send, error)
+
+
+class ErrorMiddleware:
+    """Innermost: turns an exception no handler took into a problem response."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await _guarded(self.app, scope, receive, send)
 
 
 class RateLimitMiddleware:
@@ -139,8 +187,14 @@ class RateLimitMiddleware:
             rate, burst = self.settings.rate_limit_per_second, self.settings.rate_limit_burst
             claims = bearer_claims(scope, self.signer)
             keys = [f"cred:{claims.client_id}" if claims else f"anon:{source}"]
-        decisions = [await anyio.to_thread.run_sync(self.limiter.hit, key, rate, burst)
-                     for key in keys]
+        try:
+            decisions = [await anyio.to_thread.run_sync(self.limiter.hit, key, rate, burst)
+                         for key in keys]
+        except Exception:  # noqa: BLE001 - e.g. Redis unreachable
+            # Rate limiting protects the service; it must not take it down. Fail open, loudly.
+            log.warning("rate limiter unavailable; request let through", exc_info=True)
+            await self.app(scope, receive, send)
+            return
         decision = min(decisions, key=lambda d: (d.allowed, d.remaining))
         headers = {
             "ratelimit-limit": str(decision.limit),
@@ -225,17 +279,37 @@ class IdempotencyMiddleware:
                 captured["headers"] = message.get("headers", [])
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
+                # Stored before the last byte leaves: a retry sent on receipt must find it.
+                if not message.get("more_body") and self._is_outcome(scope, captured):
+                    await self._store_safely(claims, key, fingerprint, captured)
             await send(message)
 
         await self.app(scope, _replay_receive(body), capture)
-        # Server errors and throttling are not outcomes: a retry with the same key must run.
-        if captured["status"] and captured["status"] < 500 and captured["status"] != 429:
+
+    @staticmethod
+    def _is_outcome(scope: dict[str, Any], captured: dict[str, Any]) -> bool:
+        # Server errors, throttling and refused tokens are not outcomes: a retry must run.
+        status = captured["status"]
+        return (bool(status) and status < 500 and status != 429
+                and scope.get("state", {}).get("principal") is not None)
+
+    async def _store_safely(self, claims: TokenClaims, key: str, fingerprint: str,
+                            captured: dict) -> None:
+        try:
             await anyio.to_thread.run_sync(self._store, claims, key, fingerprint, captured)
+        except Exception:  # noqa: BLE001 - the work is done; answering it matters more
+            log.exception("could not store the idempotent response for key %r", key)
 
     def _lookup(self, claims: TokenClaims, key: str) -> IdempotencyRecord | None:
+        # Only for a credential that still exists and whose user is active: a revoked token
+        # must answer 401, not a replay.
         with self.database.transaction(read_only=True) as session:
             return session.scalar(
-                select(IdempotencyRecord).where(
+                select(IdempotencyRecord)
+                .join(Credential, Credential.client_id == IdempotencyRecord.client_id)
+                .join(User, User.id == Credential.user_id)
+                .where(
+                    User.status == "ACTIVE",
                     IdempotencyRecord.account_id == claims.account_id,
                     IdempotencyRecord.client_id == claims.client_id,
                     IdempotencyRecord.key == key,
@@ -258,7 +332,7 @@ class IdempotencyMiddleware:
                 session.add(IdempotencyRecord(
                     client_id=claims.client_id, key=key, account_id=claims.account_id,
                     request_hash=fingerprint, status_code=captured["status"], headers=headers,
-                    body=b"".join(captured["body"]).decode("utf-8", "replace"),
+                    body=_replay_body(b"".join(captured["body"])),
                     created_at=utcnow(),
                 ))
         except IntegrityError:
@@ -271,6 +345,20 @@ class IdempotencyMiddleware:
         await send({"type": "http.response.start", "status": stored.status_code,
                     "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _replay_body(body: bytes) -> str:
+    """The response body kept for replay. A secret is shown once and only its hash is stored
+    (api.md §2), so a replay names the same resource with its secret fields masked."""
+    text = body.decode("utf-8", "replace")
+    if not _SECRET_FIELD.search(text):
+        return text
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    masked = _mask(document)
+    return text if masked == document else json.dumps(masked, separators=(",", ":"))
 
 
 def _mask(value: Any) -> Any:
@@ -298,16 +386,27 @@ class AuditMiddleware:
         async def capture(message) -> None:  # type: ignore[no-untyped-def]
             if message["type"] == "http.response.start":
                 captured["status"] = message["status"]
-            elif message["type"] == "http.response.body" and captured["status"] == 201:
-                captured["body"].append(message.get("body", b""))
+            elif message["type"] == "http.response.body":
+                if captured["status"] == 201:
+                    captured["body"].append(message.get("body", b""))
+                # Written before the last byte leaves, so a client that reads the audit log
+                # right after its write finds the entry.
+                if not message.get("more_body"):
+                    await self._record(scope, body, captured)
             await send(message)
 
         await self.app(scope, _replay_receive(body), capture)
+
+    async def _record(self, scope, body: bytes, captured: dict) -> None:  # type: ignore[no-untyped-def]
         state = scope.get("state", {})
         principal = state.get("principal")
         if principal is None:
             return
-        await anyio.to_thread.run_sync(self._write, scope, state, principal, body, captured)
+        try:
+            await anyio.to_thread.run_sync(self._write, scope, state, principal, body, captured)
+        except Exception:  # noqa: BLE001 - the write itself is done; still answer it
+            log.exception("could not write the audit entry",
+                          extra={"request_id": state.get("request_id")})
 
     def _write(self, scope, state, principal, body: bytes, captured: dict) -> None:  # type: ignore[no-untyped-def]
         changed = state.get("audit_changed")

@@ -11,7 +11,8 @@ Reference = Annotated[str, Field(min_length=1, max_length=40)]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON true/false only for booleans ("yes", 1 and "true" are type errors, not guesses).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class GroupOut(BaseModel):

@@ -26,6 +26,8 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(10), default="ACTIVE")
+    # Tokens issued before this instant are refused (set when the user is disabled).
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
 

@@ -44,7 +44,8 @@ def list_things(
     limit: Limit = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> ThingList:
-    service.validate_filters(iccid=iccid, imsi=imsi, imei=imei, ip_address=ip_address)
+    service.validate_filters(iccid=iccid, imsi=imsi, imei=imei, ip_address=ip_address,
+                             tags=tag or ())
     statement = repository.things_query(
         principal.account_id, state=state, things_group_id=things_group_id, tags=tag or (),
         iccid=iccid, imsi=imsi, imei=imei, ip_address=ip_address,

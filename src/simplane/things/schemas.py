@@ -7,11 +7,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 ThingState = Literal["PROVISIONED", "ACTIVE", "SUSPENDED", "RETIRED"]
 ConnectionStatus = Literal["ATTACHED", "DETACHED", "NEVER"]
-Tag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
+TAG_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON true/false only for booleans ("yes", 1 and "true" are type errors, not guesses).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Services(BaseModel):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
@@ -15,7 +17,7 @@ from ..core.ids import new_id
 from ..events import service as events
 from ..models import Thing, ThingsGroup, ThingStateChange, ThingTag, utcnow
 from . import identifiers, repository
-from .schemas import Connection, Services, ThingOut, ThingPatch
+from .schemas import TAG_PATTERN, Connection, Services, ThingOut, ThingPatch
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     "PROVISIONED": frozenset({"ACTIVE", "RETIRED"}),
@@ -72,8 +74,11 @@ def thing_view(session: Session, account_id: str, thing: Thing) -> ThingOut:
 
 
 def validate_filters(*, iccid: str | None, imsi: str | None, imei: str | None,
-                     ip_address: str | None) -> None:
+                     ip_address: str | None, tags: Sequence[str] = ()) -> None:
     errors = []
+    for tag in tags:
+        if not re.fullmatch(TAG_PATTERN, tag):
+            errors.append(FieldError("tag", f"{tag!r} is not a tag (1-64 of A-Z a-z 0-9 _ . : -)"))
     if iccid is not None and (not iccid.isdigit() or not 19 <= len(iccid) <= 20):
         errors.append(FieldError("iccid", f"{iccid!r} is not an ICCID (19-20 digits)"))
     if imsi is not None and identifiers.imsi_problem(imsi):
@@ -89,7 +94,8 @@ def validate_filters(*, iccid: str | None, imsi: str | None, imei: str | None,
         raise validation_error("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
 
 
-def change_state(session: Session, thing: Thing, to_state: str, actor: Actor) -> bool:
+def change_state(session: Session, thing: Thing, to_state: str, actor: Actor, *,
+                 now: datetime | None = None) -> bool:
     """Apply one transition of the state table; False when the Thing is already there."""
     if thing.state == to_state:
         return False
@@ -99,7 +105,7 @@ def change_state(session: Session, thing: Thing, to_state: str, actor: Actor) ->
             f"a {thing.state} Thing cannot become {to_state}",
             "Invalid state transition",
         )
-    now = utcnow()
+    now = now or utcnow()
     from_state = thing.state
     thing.state = to_state
     thing.updated_at = now
@@ -113,17 +119,17 @@ def change_state(session: Session, thing: Thing, to_state: str, actor: Actor) ->
                 data={"from": from_state, "to": to_state, "actor_user_id": actor.user_id},
                 occurred_at=now)
     if to_state == "RETIRED":
-        _release_on_retire(session, thing)
+        _release_on_retire(session, thing, now)
     return True
 
 
-def _release_on_retire(session: Session, thing: Thing) -> None:
+def _release_on_retire(session: Session, thing: Thing, now: datetime) -> None:
     if thing.ip_locked:
         released = thing.ip_address
         thing.ip_locked = False
         thing.ip_address = None
         events.emit(session, thing.account_id, "thing.ip_unlocked", thing_id=thing.id,
-                    data={"ip_address": released, "reason": "retired"})
+                    data={"ip_address": released, "reason": "retired"}, occurred_at=now)
 
 
 def _move_to_group(session: Session, thing: Thing, group_id: str) -> None:
@@ -152,14 +158,20 @@ def set_tags(session: Session, thing: Thing, tags: Iterable[str]) -> None:
 
 def patch_thing(session: Session, thing: Thing, patch: ThingPatch, actor: Actor) -> None:
     """Validate everything first, then change: a refused PATCH changes nothing."""
-    if thing.state == "RETIRED" and patch.model_fields_set - {"name", "tags"}:
-        raise precondition("invalid_state_transition",
-                           f"Thing {thing.id} is RETIRED; only name and tags can change",
-                           "Invalid state transition")
+    now = utcnow()  # one instant for the whole change: updated_at, activated_at, history, events
+    if thing.state == "RETIRED":
+        # Terminal: asking for RETIRED again is a no-op like any same-state request.
+        if patch.state is not None and patch.state != "RETIRED":
+            change_state(session, thing, patch.state, actor)  # raises, naming both states
+        frozen = sorted(patch.model_fields_set - {"name", "tags", "state"})
+        if frozen:
+            raise precondition("invalid_state_transition",
+                               f"Thing {thing.id} is RETIRED; only name and tags can change, "
+                               f"not {', '.join(frozen)}", "Invalid state transition")
     if patch.things_group_id is not None:
         _move_to_group(session, thing, patch.things_group_id)
     if patch.state is not None:
-        change_state(session, thing, patch.state, actor)
+        change_state(session, thing, patch.state, actor, now=now)
     if patch.name is not None:
         thing.name = patch.name
     if patch.services is not None:
@@ -169,10 +181,12 @@ def patch_thing(session: Session, thing: Thing, patch: ThingPatch, actor: Actor)
             thing.service_sms = patch.services.sms
     if patch.imei_lock is not None:
         thing.imei_lock = patch.imei_lock
-    if patch.tags is not None:
+    tags_changed = patch.tags is not None and set(patch.tags) != set(repository.tags_of(
+        session, thing.account_id, [thing.id])[thing.id])
+    if tags_changed:
         set_tags(session, thing, patch.tags)
-    if session.is_modified(thing) or patch.tags is not None:
-        thing.updated_at = utcnow()
+    if session.is_modified(thing) or tags_changed:
+        thing.updated_at = now
     session.flush()
 
 

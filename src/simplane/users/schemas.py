@@ -39,9 +39,11 @@ class UserCreate(StrictModel):
 
 
 class UserPatch(StrictModel):
-    name: str | None = Field(None, max_length=200)
-    role: RoleName | None = None
-    status: Literal["ACTIVE", "DISABLED"] | None = None
+    # A default of None is not validated, so an omitted field stays None (unchanged) while an
+    # explicit JSON null fails validation: none of these fields can be cleared.
+    name: str = Field(None, max_length=200)  # type: ignore[assignment]
+    role: RoleName = None  # type: ignore[assignment]
+    status: Literal["ACTIVE", "DISABLED"] = None  # type: ignore[assignment]
 
 
 class UserList(BaseModel):

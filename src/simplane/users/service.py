@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..core.db import advisory_lock
 from ..core.errors import bad_field, not_found, precondition
 from ..core.ids import new_id
 from ..core.security import hash_secret, new_client_id, new_client_secret, verify_secret
@@ -29,7 +31,9 @@ def validate_email(session: Session, email: str) -> None:
 
 def authenticate_client(session: Session, client_id: str, client_secret: str) -> Credential | None:
     """The credential, when the secret matches and its user is active; else None."""
-    credential = repository.credential_by_client_id(session, client_id)
+    # PostgreSQL text cannot hold NUL, and no client id contains one: unknown, not an error.
+    credential = (None if "\x00" in client_id
+                  else repository.credential_by_client_id(session, client_id))
     if not verify_secret(credential.secret_hash if credential else None, client_secret):
         return None
     assert credential is not None
@@ -55,12 +59,23 @@ def create_user(session: Session, account_id: str, *, email: str, name: str, rol
     user = User(id=new_id("user"), account_id=account_id, email=email, name=name, role=role,
                 status="ACTIVE")
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # Another request (of any account) inserted this email after our check: the unique
+        # index decides, and the loser answers like any other taken email.
+        if "email" not in str(exc.orig):
+            raise
+        raise precondition("email_taken", f"{email} already belongs to a user") from None
     return user
 
 
 def _ensure_other_admin(session: Session, account_id: str, user: User) -> None:
-    admins = repository.active_admin_ids(session, account_id, for_update=True)
+    # The caller holds its target's row lock; locking the other admins' rows too would deadlock
+    # two admins removing each other. One lock per account serialises these checks instead, and
+    # the read after it sees the other's committed change.
+    advisory_lock(session, f"last-admin:{account_id}")
+    admins = repository.active_admin_ids(session, account_id)
     if admins == [user.id]:
         raise precondition("last_admin", f"user {user.id} is the account's last active admin")
 
@@ -76,6 +91,9 @@ def update_user(session: Session, account_id: str, user: User, *, name: str | No
     if role is not None:
         user.role = role
     if status is not None:
+        if status == "DISABLED" and user.status != "DISABLED":
+            # Tokens issued until now stay dead even if the user is enabled again later.
+            user.tokens_valid_after = utcnow()
         user.status = status
     session.flush()
     return user
