@@ -114,7 +114,7 @@ def matches(rule: Rule, protocol: str, address: int, port: int | None) -> bool:
         return False
     if rule.port_from is None:
         return True
-    if port is None:
+    if protocol not in PORTED_PROTOCOLS or port is None:
         return False
     high = rule.port_to if rule.port_to is not None else rule.port_from
     return rule.port_from <= port <= high

@@ -44,7 +44,8 @@ def group_counts(session: Session, account_id: str, profile_ids: Sequence[str]) 
     return counts
 
 
-def get_rule(session: Session, account_id: str, profile_id: str, rule_id: str) -> FirewallRule | None:
+def get_rule(session: Session, account_id: str, profile_id: str,
+             rule_id: str) -> FirewallRule | None:
     return session.scalar(select(FirewallRule).where(
         FirewallRule.account_id == account_id, FirewallRule.ip_profile_id == profile_id,
         FirewallRule.id == rule_id))

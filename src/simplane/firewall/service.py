@@ -17,7 +17,16 @@ from ..core.ids import new_id
 from ..core.paging import Page, decode_cursor, encode_cursor
 from ..models import FirewallRule, IpProfile, utcnow
 from . import repository
-from .evaluate import CHAINS, PORTED_PROTOCOLS, Packet, Rule, Verdict, evaluate, format_ports, parse_ports
+from .evaluate import (
+    CHAINS,
+    PORTED_PROTOCOLS,
+    Packet,
+    Rule,
+    Verdict,
+    evaluate,
+    format_ports,
+    parse_ports,
+)
 from .schemas import (
     ChainOut,
     EvaluateRequest,
@@ -167,6 +176,8 @@ def create_rule(session: Session, account_id: str, profile: IpProfile,
 def update_rule(session: Session, profile: IpProfile, rule: FirewallRule,
                 body: RulePatch) -> None:
     given = body.model_fields_set
+    if not given:
+        return
     protocol = body.protocol if body.protocol is not None else rule.protocol
     ports = body.ports if "ports" in given else format_ports(rule.port_from, rule.port_to)
     port_from, port_to = _check_ports(protocol, ports)

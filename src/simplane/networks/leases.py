@@ -57,6 +57,11 @@ def pools_of(session: Session, account_id: str, network_id: str) -> list[IpPool]
         .order_by(IpPool.first_address)))
 
 
+# Built once: a fresh alias per call defeats SQLAlchemy's statement cache (the allocation
+# path of every attach).
+_NEXT_LEASE = aliased(IpLease, name="next_lease")
+
+
 def first_free_address(session: Session, network_id: str, pool: IpPool) -> int | None:
     low, high = usable_bounds(pool)
     if low > high:
@@ -64,7 +69,7 @@ def first_free_address(session: Session, network_id: str, pool: IpPool) -> int |
     taken = select(IpLease.id).where(IpLease.network_id == network_id, IpLease.address == low)
     if session.scalar(taken) is None:
         return low
-    after = aliased(IpLease)
+    after = _NEXT_LEASE
     gap = session.scalar(
         select(IpLease.address + 1)
         .where(IpLease.network_id == network_id, IpLease.address >= low,

@@ -12,7 +12,7 @@ from ..core.config import Settings
 from ..core.db import advisory_lock
 from ..core.errors import FieldError, bad_field, not_found, precondition, validation_error
 from ..core.ids import new_id
-from ..models import IpLease, IpPool, Network, utcnow
+from ..models import IpLease, IpPool, Network, VpnTunnel, utcnow
 from . import ipam, leases, repository
 from .schemas import IpPoolCreate, IpPoolOut, IpPoolPatch, NetworkCreate, NetworkOut, NetworkPatch
 
@@ -144,6 +144,21 @@ def _check_block(session: Session, account_id: str, cidr: str, ignore_pool: str 
             raise precondition("overlap", f"{cidr} overlaps pool {pool.cidr} ({pool.id})")
 
 
+def _remote_subnets(session: Session, network_id: str) -> list[tuple[str, str]]:
+    return [(tunnel_id, subnet) for tunnel_id, subnets in session.execute(
+        select(VpnTunnel.id, VpnTunnel.remote_subnets).where(VpnTunnel.network_id == network_id))
+        for subnet in subnets]
+
+
+def _check_remote_subnets(session: Session, network_id: str, cidr: str) -> None:
+    """A pool may not take addresses a VPN tunnel of its Network routes to the remote side."""
+    block = ipam.bounds(cidr)
+    for tunnel_id, subnet in _remote_subnets(session, network_id):
+        if ipam.overlaps(ipam.bounds(subnet), block):
+            raise precondition("overlap", f"{cidr} overlaps remote subnet {subnet} of VPN "
+                               f"tunnel {tunnel_id}")
+
+
 def _parse_cidr(cidr: str, field: str = "cidr") -> str:
     try:
         network = ipaddress.IPv4Network(cidr, strict=True)
@@ -159,9 +174,11 @@ def create_pool(session: Session, network: Network, body: IpPoolCreate) -> IpPoo
     if body.cidr is not None:
         cidr = _parse_cidr(body.cidr)
         _check_block(session, network.account_id, cidr, None)
+        _check_remote_subnets(session, network.id, cidr)
     else:
         taken = [(p.first_address, p.last_address)
                  for p in repository.account_pools(session, network.account_id)]
+        taken += [ipam.bounds(subnet) for _, subnet in _remote_subnets(session, network.id)]
         within = [(a.first_address, a.last_address)
                   for a in repository.allocations(session, network.account_id)]
         found = ipam.first_free_block(within, taken, body.prefix_length)
@@ -187,6 +204,7 @@ def resize_pool(session: Session, pool: IpPool, body: IpPoolPatch) -> None:
         if body.prefix_length < current.prefixlen:
             target = current.supernet(new_prefix=body.prefix_length)
             _check_block(session, pool.account_id, str(target), pool.id)
+            _check_remote_subnets(session, pool.network_id, str(target))
         elif body.prefix_length > current.prefixlen:
             target = ipaddress.IPv4Network((int(current.network_address), body.prefix_length))
             first, last = int(target.network_address), int(target.broadcast_address)

@@ -184,6 +184,10 @@ def _apply_ip_lock(session: Session, thing: Thing, patch: ThingPatch) -> None:
 
     request = patch.ip_lock
     if request.locked:
+        if thing.state == "RETIRED":  # e.g. retired earlier in this same PATCH
+            raise precondition("invalid_state_transition",
+                               f"Thing {thing.id} is RETIRED and cannot lock an IP",
+                               "Invalid state transition")
         if thing.ip_locked and request.ip_address in (None, thing.ip_address):
             return  # already locked there: same-state request, no change and no event
         leases.lock_ip(session, thing, request.ip_address)
