@@ -79,7 +79,8 @@ def make_backend(name: str, tmp: Path, **overrides: object) -> Iterator[Backend]
         rate_limit_per_second=10_000, rate_limit_burst=10_000,
         token_rate_limit_per_minute=100_000,
         # Every test creates accounts: the default /16 each allows only 64 per database.
-        **{"account_allocation_prefix": 22, "default_pool_prefix": 24, **overrides})
+        **{"account_ip_space": "10.0.0.0/8", "account_allocation_prefix": 22,
+           "default_pool_prefix": 24, "nat_public_range": "198.18.0.0/15", **overrides})
     database = Database(settings.database_url)
     upgrade(database.engine)
     try:
@@ -192,10 +193,14 @@ class Tenant:
 def new_tenant(server: ServerThread, backend: Backend) -> Iterator:
     tenants: list[Tenant] = []
 
-    def make(**tariff: object) -> Tenant:
+    def make(allocation_prefix: int | None = None, **tariff: object) -> Tenant:
+        settings = backend.settings
+        if allocation_prefix is not None:  # the product's shape: a /16 with a /20 default pool
+            settings = settings.model_copy(update={
+                "account_allocation_prefix": allocation_prefix, "default_pool_prefix": 20})
         with backend.database.transaction() as session:
             created = create_account(
-                session, backend.settings, name=f"Tenant {secrets.token_hex(3)}",
+                session, settings, name=f"Tenant {secrets.token_hex(3)}",
                 admin_email=f"admin-{secrets.token_hex(6)}@example.com",
                 tariff=Tariff(**tariff) if tariff else None)  # type: ignore[arg-type]
         tenant = Tenant(server.base_url, backend, created.account.id, created.admin.id,

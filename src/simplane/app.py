@@ -194,11 +194,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 def _include_routers(app: FastAPI) -> None:
     from .accounts.routes import router as accounts_router
     from .events.routes import router as events_router
+    from .firewall.routes import router as firewall_router
     from .groups.routes import router as groups_router
+    from .networks.routes import router as networks_router
     from .things.routes import router as things_router
     from .users.routes import router as users_router
 
-    for router in (users_router, accounts_router, things_router, groups_router, events_router):
+    for router in (users_router, accounts_router, things_router, groups_router, networks_router,
+                   firewall_router, events_router):
         app.include_router(router, prefix="/v1")
 
 

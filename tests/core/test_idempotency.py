@@ -137,7 +137,10 @@ def test_a_refused_token_is_not_stored_as_the_outcome(tenant, clients):
                         headers=key).status_code == 401
     assert tenant.admin.patch(f"/v1/users/{user['id']}",
                               json={"status": "ACTIVE"}).status_code == 200
-    # The 401 was no outcome of the work: the retry does it.
+    # The 401 was no outcome of the work: the retry (with a fresh token for the same
+    # credential; the old one died with the disable) does it.
+    manager = clients(tenant.base_url,
+                      tenant.token(credential["client_id"], credential["client_secret"]))
     retried = manager.post("/v1/things-groups", json={"name": "later"}, headers=key)
     assert retried.status_code == 201, retried.text
     assert "idempotent-replayed" not in retried.headers

@@ -97,8 +97,12 @@ def create_account(session: Session, settings: Settings, *, name: str, admin_ema
     allocation = _grant_allocation(session, settings, account.id, ip_allocation)
     session.flush()
 
+    from ..networks.service import DEFAULT_DNS, assign_nat_ip
+
     network = Network(id=new_id("network"), account_id=account.id, name="Default network",
-                      is_default=True)
+                      is_default=True, dns_servers=list(DEFAULT_DNS),
+                      nat_public_ip=assign_nat_ip(session, settings),
+                      vpn_gateway_ip=settings.vpn_gateway_ip)
     prefix = max(settings.default_pool_prefix, int(allocation.cidr.split("/")[1]))
     pool_cidr = ipam.first_free_block([(allocation.first_address, allocation.last_address)], [],
                                       prefix)

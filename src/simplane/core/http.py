@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+import re
+from datetime import datetime
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, WithJsonSchema
 
 from .errors import ERROR_CODES, AppError, FieldError, validation_error
 from .paging import Page
@@ -210,3 +212,18 @@ def document_conventions(schema: dict[str, Any]) -> None:
                     f"; `idempotency_key_reused`: {ERROR_CODES['idempotency_key_reused'][1]}")
             else:
                 responses["412"] = _problem_response(412, ["idempotency_key_reused"])
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: str) -> datetime:
+    if not _RFC3339.match(value):
+        raise ValueError(f"{value!r} is not an RFC 3339 timestamp such as 2026-01-31T12:00:00Z")
+    return datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+
+
+# A query parameter taking exactly RFC 3339 (the API's timestamp format), not pydantic's wider
+# datetime parsing (which would read `since=5` as a Unix time).
+Rfc3339 = Annotated[str, AfterValidator(_rfc3339),
+                    WithJsonSchema({"type": "string", "format": "date-time"})]

@@ -28,6 +28,11 @@ PREFIXES = {
     "audit": "aud",
     "state_change": "stc",
     "allocation": "alc",
+    "lease": "lse",
+    "route": "rte",
+    "nat_rule": "nat",
+    "vpn_tunnel": "vpn",
+    "firewall_rule": "rule",
 }
 
 

@@ -48,7 +48,7 @@ def verify_secret(secret_hash: str | None, secret: str) -> bool:
 class TokenClaims:
     client_id: str
     account_id: str
-    issued_at: int
+    issued_at: float  # seconds, to the millisecond: revocation compares it with an instant
     expires_at: int
 
 
@@ -66,7 +66,8 @@ class TokenSigner:
 
     def issue(self, client_id: str, account_id: str, ttl_seconds: int) -> str:
         now = int(time.time())
-        payload = {"c": client_id, "a": account_id, "iat": now, "exp": now + ttl_seconds,
+        payload = {"c": client_id, "a": account_id, "iat": round(time.time(), 3),
+                   "exp": now + ttl_seconds,
                    "n": secrets.token_hex(8)}
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         return f"{body}.{self._sign(body)}"
@@ -78,7 +79,7 @@ class TokenSigner:
             return None
         try:
             payload = json.loads(_unb64(body))
-            claims = TokenClaims(str(payload["c"]), str(payload["a"]), int(payload["iat"]),
+            claims = TokenClaims(str(payload["c"]), str(payload["a"]), float(payload["iat"]),
                                  int(payload["exp"]))
         except (ValueError, KeyError, TypeError):
             return None

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ..core.auth import Principal
 from ..core.deps import DbSession, authorize
-from ..core.http import problem_responses, set_link_header
+from ..core.http import Rfc3339, problem_responses, set_link_header
 from ..core.paging import DEFAULT_LIMIT, MAX_LIMIT, paginate
 from ..models import Event
 from . import service
@@ -25,12 +24,12 @@ def list_events(
     response: Response,
     type: EventType | None = None,  # noqa: A002 - the spec names the filter `type`
     thing_id: str | None = None,
-    since: datetime | None = None,
+    since: Rfc3339 | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> EventList:
     statement = service.events_query(principal.account_id, event_type=type, thing_id=thing_id,
-                                     since=since)
+                                     since=since)  # type: ignore[arg-type]
     page = paginate(session, statement, Event.id, limit=limit, cursor=cursor)
     set_link_header(request, response, page)
     return EventList(items=[EventOut.model_validate(e, from_attributes=True) for e in page.items],

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from ..core.errors import not_found, precondition, unknown_reference
 from ..core.ids import new_id
-from ..models import Thing, ThingsGroup, utcnow
+from ..models import IpLease, Thing, ThingsGroup, utcnow
 from . import repository
 from .schemas import GroupCreate, GroupOut, GroupPatch
 
@@ -62,6 +62,11 @@ def update_group(session: Session, account_id: str, group: ThingsGroup, body: Gr
             raise precondition("ip_locked", f"Things of group {group.id} hold locked IPs "
                                f"({', '.join(locked)}); unlock them before changing Network")
         # Dynamic leases belong to the old Network: its Things get new addresses on attach.
+        members = select(Thing.id).where(Thing.account_id == account_id,
+                                         Thing.things_group_id == group.id)
+        session.execute(delete(IpLease).where(IpLease.network_id == group.network_id,
+                                              IpLease.thing_id.in_(members),
+                                              IpLease.kind == "DYNAMIC"))
         session.execute(update(Thing).where(
             Thing.account_id == account_id, Thing.things_group_id == group.id,
             Thing.ip_locked.is_(False), Thing.ip_address.is_not(None),

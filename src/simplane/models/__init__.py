@@ -3,7 +3,8 @@
 from .account import Account, IpAllocation, IpPool, Network
 from .base import Base, utcnow
 from .event import AuditEntry, Event, IdempotencyRecord
-from .firewall import IpProfile
+from .firewall import FirewallRule, IpProfile
+from .networking import IpLease, NatRule, Route, VpnTunnel
 from .thing import Thing, ThingsGroup, ThingStateChange, ThingTag
 from .user import Credential, User
 
@@ -13,15 +14,20 @@ __all__ = [
     "Base",
     "Credential",
     "Event",
+    "FirewallRule",
     "IdempotencyRecord",
     "IpAllocation",
+    "IpLease",
     "IpPool",
     "IpProfile",
+    "NatRule",
     "Network",
+    "Route",
     "Thing",
     "ThingStateChange",
     "ThingTag",
     "ThingsGroup",
     "User",
+    "VpnTunnel",
     "utcnow",
 ]

@@ -49,7 +49,7 @@ class Network(Base):
     dns_servers: Mapped[list[str]] = mapped_column(
         JSON, default=lambda: ["8.8.8.8", "1.1.1.1"]
     )
-    nat_public_ip: Mapped[str | None] = mapped_column(String(15), nullable=True)
+    nat_public_ip: Mapped[str | None] = mapped_column(String(15), nullable=True, unique=True)
     vpn_gateway_ip: Mapped[str | None] = mapped_column(String(15), nullable=True)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()

@@ -83,7 +83,7 @@ def get_thing(thing_id: str, principal: Reader, session: DbSession,
     "/things/{thing_id}",
     response_model=ThingOut,
     responses=problem_responses("etag_mismatch", "invalid_state_transition", "ip_locked",
-                                "unknown_reference"),
+                                "unknown_reference", "ip_in_use", "pool_exhausted", "in_use"),
 )
 def patch_thing(thing_id: str, body: ThingPatch, principal: Writer, session: DbSession,
                 request: Request, response: Response) -> ThingOut:

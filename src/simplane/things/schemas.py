@@ -59,6 +59,11 @@ class ServicesPatch(StrictModel):
     sms: bool = None  # type: ignore[assignment]
 
 
+class IpLockPatch(StrictModel):
+    locked: bool
+    ip_address: Annotated[str, Field(max_length=15)] | None = None
+
+
 class ThingPatch(StrictModel):
     # A default of None is not validated, so an omitted field stays None (unchanged) while an
     # explicit JSON null fails validation: none of these fields can be cleared.
@@ -68,6 +73,7 @@ class ThingPatch(StrictModel):
     tags: Annotated[list[Tag], Field(max_length=50)] = None  # type: ignore[assignment]
     services: ServicesPatch = None  # type: ignore[assignment]
     imei_lock: bool = None  # type: ignore[assignment]
+    ip_lock: IpLockPatch = None  # type: ignore[assignment]
 
 
 class StateChangeOut(BaseModel):

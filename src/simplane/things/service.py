@@ -12,7 +12,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from ..core.auth import Principal
-from ..core.errors import FieldError, not_found, precondition, unknown_reference, validation_error
+from ..core.errors import FieldError, bad_field, not_found, precondition, unknown_reference, validation_error
 from ..core.ids import new_id
 from ..events import service as events
 from ..models import Thing, ThingsGroup, ThingStateChange, ThingTag, utcnow
@@ -124,12 +124,11 @@ def change_state(session: Session, thing: Thing, to_state: str, actor: Actor, *,
 
 
 def _release_on_retire(session: Session, thing: Thing, now: datetime) -> None:
-    if thing.ip_locked:
-        released = thing.ip_address
-        thing.ip_locked = False
-        thing.ip_address = None
-        events.emit(session, thing.account_id, "thing.ip_unlocked", thing_id=thing.id,
-                    data={"ip_address": released, "reason": "retired"}, occurred_at=now)
+    """A retired SIM gives back its locked IP (and the NAT rules to it) and any lease."""
+    from ..networks import leases
+
+    leases.unlock_ip(session, thing, reason="retired", release=True, occurred_at=now)
+    leases.release_dynamic(session, thing, leases.network_of_thing(session, thing))
 
 
 def _move_to_group(session: Session, thing: Thing, group_id: str) -> None:
@@ -143,7 +142,9 @@ def _move_to_group(session: Session, thing: Thing, group_id: str) -> None:
         if thing.ip_locked:
             raise precondition("ip_locked", f"Thing {thing.id} holds locked IP "
                                f"{thing.ip_address}; unlock it before moving to another Network")
-        thing.ip_address = None  # a dynamic lease belongs to the old Network
+        from ..networks import leases
+
+        leases.release_dynamic(session, thing, current.network_id)
     thing.things_group_id = target.id
 
 
@@ -185,9 +186,29 @@ def patch_thing(session: Session, thing: Thing, patch: ThingPatch, actor: Actor)
         session, thing.account_id, [thing.id])[thing.id])
     if tags_changed:
         set_tags(session, thing, patch.tags)
+    if patch.ip_lock is not None:
+        _apply_ip_lock(session, thing, patch)
     if session.is_modified(thing) or tags_changed:
         thing.updated_at = now
     session.flush()
+
+
+def _apply_ip_lock(session: Session, thing: Thing, patch: ThingPatch) -> None:
+    from ..networks import leases
+
+    request = patch.ip_lock
+    if request.locked:
+        if thing.state == "RETIRED":  # e.g. retired earlier in this same PATCH
+            raise precondition("invalid_state_transition",
+                               f"Thing {thing.id} is RETIRED and cannot lock an IP",
+                               "Invalid state transition")
+        if thing.ip_locked and request.ip_address in (None, thing.ip_address):
+            return  # already locked there: same-state request, no change and no event
+        leases.lock_ip(session, thing, request.ip_address)
+    else:
+        if request.ip_address is not None:
+            raise bad_field("ip_lock.ip_address", "is only allowed with locked: true")
+        leases.unlock_ip(session, thing)
 
 
 def lookup(session: Session, account_id: str, *, iccid: str | None, imsi: str | None,
