@@ -38,7 +38,9 @@ def decode_imeisv(raw: bytes | str | None) -> str | None:
         return None
     data = raw.encode() if isinstance(raw, str) else bytes(raw)
     text = data.decode("ascii", "replace").strip("\x00 ")
-    if text.isdigit():
+    # Eight octets are TBCD even when every octet happens to be an ASCII digit (an IMEISV whose
+    # even digits are all 3): no digit-string IMEI(SV) is eight characters long.
+    if text.isdigit() and len(data) != 8:
         return text
     digits = []
     for byte in data:

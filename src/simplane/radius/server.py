@@ -47,6 +47,11 @@ class _ReplyCache:
         self._entries[key] = (now, future)
         return future, True
 
+    def forget(self, key: tuple, future: asyncio.Future[bytes | None]) -> None:
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] is future:
+            del self._entries[key]
+
 
 class RadiusServer:
     def __init__(self, settings: Settings, database: Database) -> None:
@@ -103,6 +108,10 @@ class RadiusServer:
                 log.exception("radius request failed", extra={"source": address[0]})
                 reply = None
             future.set_result(reply)
+            if reply is None:
+                # Nothing was decided (dropped or failed): a forged copy or a transient database
+                # error must not make the NAS's genuine retransmissions go unanswered.
+                self.cache.forget(key, future)
         else:
             reply = await future
         if reply is not None:

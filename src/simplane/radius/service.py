@@ -152,18 +152,24 @@ def account(session: Session, request: AccountingRequest) -> None:
         return
     if request.status_type not in (START, STOP, INTERIM) or not request.acct_session_id:
         return
-    record = session.scalar(select(DataSession).where(
-        DataSession.nas_address == request.nas_address,
-        DataSession.acct_session_id == request.acct_session_id).with_for_update())
+    find = select(DataSession).where(DataSession.nas_address == request.nas_address,
+                                     DataSession.acct_session_id == request.acct_session_id)
+    record = session.scalar(find)
     if record is None:
         thing = session.scalar(select(Thing).where(Thing.imsi == request.imsi).with_for_update()
                                ) if request.imsi else None
         if thing is None:
             return  # not ours: acknowledged so the NAS stops retransmitting, and dropped
-        record = _open(session, thing, request, now)
+        # Another copy of this Start (a retransmission with a new Acct-Delay-Time) may have
+        # opened the session while this one waited for the Thing's lock.
+        record = session.scalar(find.with_for_update()) or _open(session, thing, request, now)
     else:
+        # The Thing's row first, then its session's: the order of the API's changes (a PATCH
+        # locks the Thing, then marks its sessions for disconnection), so that the two never
+        # deadlock on PostgreSQL.
         thing = session.get(Thing, record.thing_id, with_for_update=True)
         assert thing is not None
+        session.refresh(record, with_for_update=True)
     when = request.event_time or now
     _count(session, thing, record, request, when)
     if request.status_type == STOP and record.status == "OPEN":
