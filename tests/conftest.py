@@ -99,9 +99,9 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 class ServerThread:
     """uvicorn serving the app on a free loopback port, in this process."""
 
-    def __init__(self, app, port: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, port: int, lifespan: str = "off") -> None:  # type: ignore[no-untyped-def]
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                lifespan="off")
+                                lifespan=lifespan)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.base_url = f"http://127.0.0.1:{port}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -146,7 +148,29 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     database = database or Database(settings.database_url)
     signer = TokenSigner(settings.resolved_secret_key())
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The southbound side runs beside the API in every `serve` process.
+        radius = worker = None
+        if settings.radius_enabled:
+            from .radius.disconnect import DisconnectWorker
+            from .radius.server import RadiusServer
+
+            radius = RadiusServer(settings, database)
+            await radius.start()
+            worker = DisconnectWorker(settings, database)
+            worker.start()
+        app.state.radius = radius
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            if radius is not None:
+                await radius.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="simplane",
         version=__version__,
         description="IoT Programmable SIM platform: Things, Things Groups, Networks and more.",

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     radius_acct_port: int = Field(1813, ge=0, le=65535)
     radius_clients: str = "127.0.0.0/8=testing123"
     radius_require_message_authenticator: bool = False
+    radius_interim_interval: int = Field(300, ge=60, le=86400)
+    radius_disconnect_port: int = Field(3799, ge=1, le=65535)
+    radius_disconnect_timeout: float = Field(2.0, gt=0, le=30)
+    radius_disconnect_retries: int = Field(3, ge=1, le=10)
+    radius_enabled: bool = True
     rate_limit_per_second: float = Field(100.0, gt=0)
     rate_limit_burst: int = Field(200, ge=1)
     token_rate_limit_per_minute: int = Field(30, ge=1)
@@ -49,6 +54,14 @@ class Settings(BaseSettings):
             return str(ipaddress.IPv4Network(value, strict=True))
         except ValueError as exc:
             raise ValueError(f"{value!r} is not an IPv4 network in CIDR form ({exc})") from None
+
+    @field_validator("radius_clients")
+    @classmethod
+    def _radius_clients(cls, value: str) -> str:
+        from ..radius.clients import parse_clients
+
+        parse_clients(value)
+        return value
 
     @field_validator("vpn_gateway_ip")
     @classmethod

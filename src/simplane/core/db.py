@@ -105,3 +105,29 @@ def advisory_lock(session: Session, name: str) -> None:
         from sqlalchemy import text
 
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
+
+def upsert(session: Session, model, values: dict, *, keys: tuple[str, ...],  # type: ignore[no-untyped-def]
+           increment: tuple[str, ...]) -> None:
+    """INSERT, or add `increment` columns onto the existing row: one statement, no race.
+
+    Both engines speak `INSERT ... ON CONFLICT DO UPDATE`; only the construct differs.
+    """
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(model).values(**values)
+    table = model.__table__
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: table.c[name] + statement.excluded[name] for name in increment})
+    session.execute(statement)
+
+
+def claim(session: Session, statement):  # type: ignore[no-untyped-def]
+    """Lock the selected job rows for this transaction; other workers skip them (PostgreSQL
+    `FOR UPDATE SKIP LOCKED`). SQLite has one writer at a time, so a plain select suffices."""
+    if is_postgres(session):
+        return statement.with_for_update(skip_locked=True)
+    return statement

@@ -102,6 +102,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "not_on_network": (412, "The Thing is not in a group on this Network"),
     "conflict": (412, "The value is already taken (route destination, NAT public port)"),
     "nat_ip_exhausted": (412, "No public NAT address is left"),
+    "not_attached": (412, "The Thing has no open data session"),
     "rate_limited": (429, "Too many requests; see Retry-After"),
     "internal_error": (500, "Unexpected error"),
     "service_unavailable": (503, "The database is unavailable; see Retry-After"),

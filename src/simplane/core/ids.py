@@ -33,6 +33,9 @@ PREFIXES = {
     "nat_rule": "nat",
     "vpn_tunnel": "vpn",
     "firewall_rule": "rule",
+    "session": "ses",
+    "usage": "use",
+    "imei": "imei",
 }
 
 

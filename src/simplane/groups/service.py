@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from ..core.errors import not_found, precondition, unknown_reference
 from ..core.ids import new_id
-from ..models import IpLease, Thing, ThingsGroup, utcnow
+from ..models import DataSession, IpLease, Thing, ThingsGroup, utcnow
 from . import repository
 from .schemas import GroupCreate, GroupOut, GroupPatch
 
@@ -71,6 +71,11 @@ def update_group(session: Session, account_id: str, group: ThingsGroup, body: Gr
             Thing.account_id == account_id, Thing.things_group_id == group.id,
             Thing.ip_locked.is_(False), Thing.ip_address.is_not(None),
         ).values(ip_address=None, updated_at=utcnow()))
+        session.execute(update(DataSession).where(
+            DataSession.account_id == account_id, DataSession.thing_id.in_(members),
+            DataSession.status == "OPEN",
+        ).values(disconnect_status="PENDING", disconnect_reason="moved_network",
+                 disconnect_attempts=0))
         group.network_id = body.network_id
     for field in ("name", "description", "ip_profile_id"):
         value = getattr(body, field)

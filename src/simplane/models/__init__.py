@@ -6,6 +6,7 @@ from .event import AuditEntry, Event, IdempotencyRecord
 from .firewall import FirewallRule, IpProfile
 from .networking import IpLease, NatRule, Route, VpnTunnel
 from .thing import Thing, ThingsGroup, ThingStateChange, ThingTag
+from .usage import DataSession, ImeiObservation, UsageDaily, UsageRecord
 from .user import Credential, User
 
 __all__ = [
@@ -13,9 +14,11 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Credential",
+    "DataSession",
     "Event",
     "FirewallRule",
     "IdempotencyRecord",
+    "ImeiObservation",
     "IpAllocation",
     "IpLease",
     "IpPool",
@@ -27,6 +30,8 @@ __all__ = [
     "ThingStateChange",
     "ThingTag",
     "ThingsGroup",
+    "UsageDaily",
+    "UsageRecord",
     "User",
     "VpnTunnel",
     "utcnow",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date, timedelta
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -9,9 +10,20 @@ from ..core.auth import Principal
 from ..core.deps import DbSession, authorize, record_audit
 from ..core.http import check_if_match, problem_responses, set_link_header, with_etag
 from ..core.paging import DEFAULT_LIMIT, MAX_LIMIT, paginate
-from ..models import Thing, ThingStateChange
+from sqlalchemy import select
+
+from ..core.errors import bad_field
+from ..models import DataSession, ImeiObservation, Thing, ThingStateChange, UsageDaily, utcnow
 from . import repository, service
 from .schemas import (
+    DisconnectAccepted,
+    DisconnectInfo,
+    ImeiChangeOut,
+    ImeiHistoryList,
+    SessionList,
+    SessionOut,
+    UsageDay,
+    UsageOut,
     ConnectionStatus,
     StateChangeList,
     StateChangeOut,
@@ -108,3 +120,78 @@ def state_history(thing_id: str, principal: Reader, session: DbSession, request:
     return StateChangeList(
         items=[StateChangeOut.model_validate(c, from_attributes=True) for c in page.items],
         next_cursor=page.next_cursor)
+
+
+# --- what the network reported --------------------------------------------------------------
+
+def _session_out(record) -> SessionOut:  # type: ignore[no-untyped-def]
+    return SessionOut(
+        id=record.id, status=record.status, nas_address=record.nas_address,
+        acct_session_id=record.acct_session_id, ip_address=record.framed_ip, rat=record.rat,
+        operator=record.operator, country=record.country, started_at=record.started_at,
+        last_update_at=record.last_update_at, ended_at=record.ended_at,
+        bytes_up=record.bytes_up, bytes_down=record.bytes_down,
+        terminate_cause=record.terminate_cause,
+        disconnect=DisconnectInfo(status=record.disconnect_status,
+                                  reason=record.disconnect_reason,
+                                  attempts=record.disconnect_attempts, at=record.disconnect_at))
+
+
+@router.get("/things/{thing_id}/sessions", response_model=SessionList,
+            responses=problem_responses())
+def list_sessions(thing_id: str, principal: Reader, session: DbSession, request: Request,
+                  response: Response, status: Literal["OPEN", "CLOSED"] | None = None,
+                  limit: Limit = DEFAULT_LIMIT, cursor: str | None = None) -> SessionList:
+    service.require_thing(session, principal.account_id, thing_id)
+    statement = select(DataSession).where(DataSession.account_id == principal.account_id,
+                                          DataSession.thing_id == thing_id)
+    if status:
+        statement = statement.where(DataSession.status == status)
+    page = paginate(session, statement, DataSession.id, limit=limit, cursor=cursor)
+    set_link_header(request, response, page)
+    return SessionList(items=[_session_out(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/things/{thing_id}/usage", response_model=UsageOut, response_model_by_alias=True,
+            responses=problem_responses())
+def usage(thing_id: str, principal: Reader, session: DbSession,
+          from_: Annotated[date | None, Query(alias="from")] = None,
+          to: date | None = None) -> UsageOut:
+    service.require_thing(session, principal.account_id, thing_id)
+    end = to or utcnow().date()
+    start = from_ or end - timedelta(days=29)
+    if start > end:
+        raise bad_field("from", f"{start} is after to={end}")
+    if (end - start).days > 366:
+        raise bad_field("from", f"the range {start}..{end} is longer than 366 days")
+    rows = session.scalars(select(UsageDaily).where(
+        UsageDaily.account_id == principal.account_id, UsageDaily.thing_id == thing_id,
+        UsageDaily.day >= start, UsageDaily.day <= end).order_by(UsageDaily.day))
+    return UsageOut(thing_id=thing_id, from_=start, to=end, items=[
+        UsageDay(date=r.day, bytes_up=r.bytes_up, bytes_down=r.bytes_down, sms_mt=r.sms_mt,
+                 sms_mo=r.sms_mo) for r in rows])
+
+
+@router.get("/things/{thing_id}/imei-history", response_model=ImeiHistoryList,
+            responses=problem_responses())
+def imei_history(thing_id: str, principal: Reader, session: DbSession, request: Request,
+                 response: Response, limit: Limit = DEFAULT_LIMIT,
+                 cursor: str | None = None) -> ImeiHistoryList:
+    service.require_thing(session, principal.account_id, thing_id)
+    statement = select(ImeiObservation).where(ImeiObservation.account_id == principal.account_id,
+                                              ImeiObservation.thing_id == thing_id)
+    page = paginate(session, statement, ImeiObservation.id, limit=limit, cursor=cursor)
+    set_link_header(request, response, page)
+    return ImeiHistoryList(items=[ImeiChangeOut.model_validate(r, from_attributes=True)
+                                  for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("/things/{thing_id}/disconnect", status_code=202, response_model=DisconnectAccepted,
+             responses=problem_responses("not_attached"))
+def disconnect(thing_id: str, principal: Writer, session: DbSession, request: Request,
+               response: Response) -> DisconnectAccepted:
+    thing = service.require_thing(session, principal.account_id, thing_id, for_update=True)
+    ids = service.disconnect(session, thing)
+    record_audit(request, thing.id)
+    response.headers["Location"] = f"/v1/things/{thing.id}/sessions?status=OPEN"
+    return DisconnectAccepted(thing_id=thing.id, session_ids=ids)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -89,3 +89,71 @@ class StateChangeOut(BaseModel):
 class StateChangeList(BaseModel):
     items: list[StateChangeOut]
     next_cursor: str | None
+
+
+class DisconnectInfo(BaseModel):
+    status: str | None
+    reason: str | None
+    attempts: int
+    at: datetime | None
+
+
+class SessionOut(BaseModel):
+    id: str
+    status: Literal["OPEN", "CLOSED"]
+    nas_address: str
+    acct_session_id: str
+    ip_address: str | None
+    rat: str | None
+    operator: str | None
+    country: str | None
+    started_at: datetime
+    last_update_at: datetime
+    ended_at: datetime | None
+    bytes_up: int
+    bytes_down: int
+    terminate_cause: str | None
+    disconnect: DisconnectInfo
+
+
+class SessionList(BaseModel):
+    items: list[SessionOut]
+    next_cursor: str | None
+
+
+class UsageDay(BaseModel):
+    date: date
+    bytes_up: int
+    bytes_down: int
+    sms_mt: int
+    sms_mo: int
+
+
+class UsageOut(BaseModel):
+    thing_id: str
+    from_: date = Field(alias="from", serialization_alias="from")
+    to: date
+    items: list[UsageDay]
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ImeiChangeOut(BaseModel):
+    id: str
+    imei: str
+    imeisv: str | None
+    previous_imei: str | None
+    observed_at: datetime
+    operator: str | None
+    rat: str | None
+
+
+class ImeiHistoryList(BaseModel):
+    items: list[ImeiChangeOut]
+    next_cursor: str | None
+
+
+class DisconnectAccepted(BaseModel):
+    thing_id: str
+    session_ids: list[str]
+    status: Literal["PENDING"] = "PENDING"

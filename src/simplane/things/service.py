@@ -15,6 +15,7 @@ from ..core.auth import Principal
 from ..core.errors import FieldError, bad_field, not_found, precondition, unknown_reference, validation_error
 from ..core.ids import new_id
 from ..events import service as events
+from ..radius.disconnect import request_disconnect
 from ..models import Thing, ThingsGroup, ThingStateChange, ThingTag, utcnow
 from . import identifiers, repository
 from .schemas import TAG_PATTERN, Connection, Services, ThingOut, ThingPatch
@@ -120,6 +121,8 @@ def change_state(session: Session, thing: Thing, to_state: str, actor: Actor, *,
                 occurred_at=now)
     if to_state == "RETIRED":
         _release_on_retire(session, thing, now)
+    if to_state in ("SUSPENDED", "RETIRED"):
+        request_disconnect(session, thing.id, to_state.lower())
     return True
 
 
@@ -145,6 +148,7 @@ def _move_to_group(session: Session, thing: Thing, group_id: str) -> None:
         from ..networks import leases
 
         leases.release_dynamic(session, thing, current.network_id)
+        request_disconnect(session, thing.id, "moved_network")
     thing.things_group_id = target.id
 
 
@@ -177,6 +181,8 @@ def patch_thing(session: Session, thing: Thing, patch: ThingPatch, actor: Actor)
         thing.name = patch.name
     if patch.services is not None:
         if patch.services.data is not None:
+            if thing.service_data and not patch.services.data:
+                request_disconnect(session, thing.id, "data_disabled")
             thing.service_data = patch.services.data
         if patch.services.sms is not None:
             thing.service_sms = patch.services.sms
@@ -299,3 +305,15 @@ def group_exists(session: Session, account_id: str, group_id: str) -> bool:
         ThingsGroup.account_id == account_id, ThingsGroup.id == group_id)) is not None
 
 
+
+
+def disconnect(session: Session, thing: Thing) -> list[str]:
+    from ..models import DataSession
+
+    ids = list(session.scalars(select(DataSession.id).where(
+        DataSession.account_id == thing.account_id, DataSession.thing_id == thing.id,
+        DataSession.status == "OPEN")))
+    if not ids:
+        raise precondition("not_attached", f"Thing {thing.id} has no open data session")
+    request_disconnect(session, thing.id, "api")
+    return ids

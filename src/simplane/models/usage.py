@@ -1,0 +1,91 @@
+"""What the network reports: data sessions, usage (raw and per day) and IMEI observations."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, IdColumn, UTCDateTime, account_column, created_column, id_column
+
+
+class DataSession(Base):
+    """One PDP context / PDN connection as accounting reports it (Acct-Session-Id per NAS)."""
+
+    __tablename__ = "data_sessions"
+    __table_args__ = (
+        UniqueConstraint("nas_address", "acct_session_id"),
+        Index("ix_data_sessions_thing_id_started_at", "thing_id", "started_at"),
+        Index("ix_data_sessions_status_disconnect", "disconnect_status"),
+    )
+
+    id: Mapped[str] = id_column()
+    account_id: Mapped[str] = account_column()
+    thing_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("things.id", ondelete="CASCADE"))
+    network_id: Mapped[str | None] = mapped_column(IdColumn, nullable=True)
+    nas_address: Mapped[str] = mapped_column(String(45))
+    nas_identifier: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    acct_session_id: Mapped[str] = mapped_column(String(253))
+    framed_ip: Mapped[str | None] = mapped_column(String(15), nullable=True)
+    imsi: Mapped[str] = mapped_column(String(15))
+    rat: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    operator: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    status: Mapped[str] = mapped_column(String(8), default="OPEN")
+    started_at: Mapped[datetime] = created_column()
+    last_update_at: Mapped[datetime] = created_column()
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
+    terminate_cause: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    disconnect_status: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    disconnect_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    disconnect_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    disconnect_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UsageRecord(Base):
+    """Raw usage: one row per accounting record that carried new octets (partitioned by month
+    on PostgreSQL in production deployments)."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (Index("ix_usage_records_thing_id_recorded_at", "thing_id", "recorded_at"),)
+
+    id: Mapped[str] = id_column()
+    account_id: Mapped[str] = account_column()
+    thing_id: Mapped[str] = mapped_column(IdColumn)
+    session_id: Mapped[str | None] = mapped_column(IdColumn, nullable=True)
+    recorded_at: Mapped[datetime] = created_column()
+    bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class UsageDaily(Base):
+    """The per-Thing, per-UTC-day roll-up that billing and /usage read."""
+
+    __tablename__ = "usage_daily"
+
+    thing_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("things.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    account_id: Mapped[str] = account_column()
+    bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
+    sms_mt: Mapped[int] = mapped_column(Integer, default=0)
+    sms_mo: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ImeiObservation(Base):
+    __tablename__ = "imei_history"
+    __table_args__ = (Index("ix_imei_history_thing_id_observed_at", "thing_id", "observed_at"),)
+
+    id: Mapped[str] = id_column()
+    account_id: Mapped[str] = account_column()
+    thing_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("things.id", ondelete="CASCADE"))
+    imei: Mapped[str] = mapped_column(String(15))
+    imeisv: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    previous_imei: Mapped[str | None] = mapped_column(String(15), nullable=True)
+    observed_at: Mapped[datetime] = created_column()
+    operator: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    rat: Mapped[str | None] = mapped_column(String(8), nullable=True)

@@ -1,0 +1,183 @@
+"""RADIUS authentication and accounting listeners (UDP, asyncio).
+
+Each datagram is decoded with pyrad, checked (client secret, authenticators,
+Message-Authenticator), handed to a worker thread that runs the decision in one transaction,
+and answered only after that transaction committed. Retransmissions (same source, identifier
+and authenticator) get the cached answer, or wait for the one being computed: they never
+allocate or count twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
+from pyrad import packet as rp
+
+from ..core.config import Settings
+from ..core.db import Database
+from . import service
+from .attributes import load_dictionary, parse_access, parse_accounting
+from .clients import parse_clients, secret_for
+
+log = logging.getLogger("simplane.radius")
+
+DUPLICATE_WINDOW_SECONDS = 30.0
+DUPLICATE_CACHE_SIZE = 50_000
+
+
+class _ReplyCache:
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple, tuple[float, asyncio.Future[bytes | None]]] = OrderedDict()
+
+    def get_or_start(self, key: tuple) -> tuple[asyncio.Future[bytes | None], bool]:
+        now = time.monotonic()
+        while self._entries:
+            oldest_key, (stamp, _) = next(iter(self._entries.items()))
+            if now - stamp < DUPLICATE_WINDOW_SECONDS and len(self._entries) < DUPLICATE_CACHE_SIZE:
+                break
+            self._entries.pop(oldest_key)
+        if key in self._entries:
+            return self._entries[key][1], False
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._entries[key] = (now, future)
+        return future, True
+
+    def forget(self, key: tuple, future: asyncio.Future[bytes | None]) -> None:
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] is future:
+            del self._entries[key]
+
+
+class RadiusServer:
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.database = database
+        self.dictionary = load_dictionary()
+        self.clients = parse_clients(settings.radius_clients)
+        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="radius")
+        self.cache = _ReplyCache()
+        self.transports: list[asyncio.DatagramTransport] = []
+        self.auth_port: int | None = None
+        self.acct_port: int | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for kind in ("auth", "acct"):
+            port = self.settings.radius_auth_port if kind == "auth" else self.settings.radius_acct_port
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            # Several `serve` processes share the ports; the kernel keeps one source on one
+            # socket, so a NAS's retransmission reaches the process that has its answer.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((self.settings.radius_bind, port))
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda kind=kind: _Protocol(self, kind), sock=sock)
+            self.transports.append(transport)
+            bound = sock.getsockname()[1]
+            if kind == "auth":
+                self.auth_port = bound
+            else:
+                self.acct_port = bound
+        log.info("radius listening", extra={"bind": self.settings.radius_bind,
+                                            "auth_port": self.auth_port,
+                                            "acct_port": self.acct_port})
+
+    async def stop(self) -> None:
+        for transport in self.transports:
+            transport.close()
+        self.transports.clear()
+        self.executor.shutdown(wait=True, cancel_futures=False)
+
+    async def handle(self, kind: str, data: bytes, address: tuple[str, int],
+                     transport: asyncio.DatagramTransport) -> None:
+        secret = secret_for(self.clients, address[0])
+        if secret is None or len(data) < 20:
+            log.warning("radius datagram dropped", extra={"source": address[0],
+                                                          "reason": "unknown client"})
+            return
+        key = (address, kind, data[1], data[4:20])
+        future, first = self.cache.get_or_start(key)
+        if first:
+            try:
+                reply = await self._answer(kind, data, address, secret)
+            except Exception:  # noqa: BLE001 - one bad packet must not stop the listener
+                log.exception("radius request failed", extra={"source": address[0]})
+                reply = None
+            future.set_result(reply)
+            if reply is None:
+                # Nothing was decided (dropped or failed): a forged copy or a transient database
+                # error must not make the NAS's genuine retransmissions go unanswered.
+                self.cache.forget(key, future)
+        else:
+            reply = await future
+        if reply is not None:
+            transport.sendto(reply, address)
+
+    async def _answer(self, kind: str, data: bytes, address: tuple[str, int],
+                      secret: bytes) -> bytes | None:
+        loop = asyncio.get_running_loop()
+        if kind == "auth":
+            request = rp.AuthPacket(packet=data, secret=secret, dict=self.dictionary)
+            if request.code != rp.AccessRequest or not self._message_authenticator_ok(request):
+                return None
+            parsed = parse_access(request, address[0])
+            decision = await loop.run_in_executor(self.executor, self._authorize, parsed)
+            reply = request.CreateReply()
+            if decision.accepted:
+                reply.code = rp.AccessAccept
+                reply["Framed-IP-Address"] = decision.framed_ip
+                reply["Acct-Interim-Interval"] = self.settings.radius_interim_interval
+            else:
+                reply.code = rp.AccessReject
+            reply["Reply-Message"] = decision.reply_message
+            reply.add_message_authenticator()
+            return reply.ReplyPacket()
+        request = rp.AcctPacket(packet=data, secret=secret, dict=self.dictionary)
+        if request.code != rp.AccountingRequest or not request.VerifyAcctRequest():
+            log.warning("radius accounting dropped", extra={"source": address[0],
+                                                            "reason": "bad authenticator"})
+            return None
+        parsed = parse_accounting(request, address[0])
+        await loop.run_in_executor(self.executor, self._account, parsed)
+        reply = request.CreateReply()
+        reply.code = rp.AccountingResponse
+        return reply.ReplyPacket()
+
+    def _message_authenticator_ok(self, request: rp.AuthPacket) -> bool:
+        if request.message_authenticator:
+            return request.verify_message_authenticator()
+        if self.settings.radius_require_message_authenticator:
+            log.warning("access-request without Message-Authenticator dropped")
+            return False
+        return True
+
+    def _authorize(self, request):  # type: ignore[no-untyped-def]
+        with self.database.transaction() as session:
+            return service.authorize(session, self.settings, request)
+
+    def _account(self, request) -> None:  # type: ignore[no-untyped-def]
+        # The Accounting-Response leaves only after this commit: a NAS that gets no answer
+        # retransmits, and the cumulative counters make the retry count once.
+        with self.database.transaction() as session:
+            service.account(session, request)
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, server: RadiusServer, kind: str) -> None:
+        self.server = server
+        self.kind = kind
+        self.transport: asyncio.DatagramTransport | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        task = asyncio.ensure_future(self.server.handle(self.kind, data, addr, self.transport))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
