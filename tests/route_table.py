@@ -58,6 +58,20 @@ def open_tenant(base_url: str, backend: Backend) -> Tenant:
 
 
 @dataclass
+class Estate:
+    """One tenant's Networks and IP Profiles resources beyond the defaults, one of each kind."""
+
+    network: dict
+    pool: dict
+    nat_thing: dict  # in a group on `network`, with a locked IP: NAT rules need one
+    route: dict
+    nat_rule: dict
+    tunnel: dict
+    profile: dict
+    firewall_rule: dict
+
+
+@dataclass
 class World:
     """Tenant A with a client per role and one resource of each kind; tenant B's admin."""
 
@@ -72,11 +86,35 @@ class World:
     b_group: dict
     b_user: dict
     b_credential: dict
+    estate: Estate | None = None
+    b_estate: Estate | None = None
     _n: list[int] = field(default_factory=lambda: [0])
 
-    def unique(self, prefix: str) -> str:
+    @property
+    def mine(self) -> Estate:
+        assert self.estate is not None
+        return self.estate
+
+    @property
+    def theirs(self) -> Estate:
+        assert self.b_estate is not None
+        return self.b_estate
+
+    def number(self) -> int:
         self._n[0] += 1
-        return f"{prefix}-{self._n[0]}-{secrets.token_hex(3)}"
+        return self._n[0]
+
+    def unique(self, prefix: str) -> str:
+        return f"{prefix}-{self.number()}-{secrets.token_hex(3)}"
+
+    def subnet(self) -> str:
+        """A /24 no other call got: route destinations and VPN remote subnets must differ."""
+        n = self.number()
+        return f"100.{64 + n // 256}.{n % 256}.0/24"
+
+    def port(self) -> int:
+        """A public port no other NAT rule holds."""
+        return 20000 + self.number()
 
     def fresh_group(self, tenant: Tenant | None = None) -> dict:
         tenant = tenant or self.a
@@ -90,6 +128,48 @@ class World:
     def fresh_credential(self, user_id: str, tenant: Tenant | None = None) -> dict:
         tenant = tenant or self.a
         return created(tenant.admin.post(f"/v1/users/{user_id}/credentials", json={}))
+
+    def fresh_network(self, tenant: Tenant | None = None) -> dict:
+        tenant = tenant or self.a
+        return created(tenant.admin.post("/v1/networks", json={"name": self.unique("net")}))
+
+    def fresh_pool(self, network_id: str, tenant: Tenant | None = None) -> dict:
+        tenant = tenant or self.a
+        return created(tenant.admin.post(f"/v1/networks/{network_id}/ip-pools",
+                                         json={"prefix_length": 29}))
+
+    def fresh_route(self, network_id: str, tenant: Tenant | None = None) -> dict:
+        tenant = tenant or self.a
+        return created(tenant.admin.post(f"/v1/networks/{network_id}/routes", json={
+            "destination": self.subnet(), "target": "INTERNET"}))
+
+    def nat_rule_body(self, thing_id: str) -> dict:
+        return {"protocol": "TCP", "public_port": self.port(), "thing_id": thing_id,
+                "private_port": 22}
+
+    def fresh_nat_rule(self, network_id: str, tenant: Tenant | None = None) -> dict:
+        tenant = tenant or self.a
+        estate = self.mine if tenant is self.a else self.theirs
+        return created(tenant.admin.post(f"/v1/networks/{network_id}/nat-rules",
+                                         json=self.nat_rule_body(estate.nat_thing["id"])))
+
+    def tunnel_body(self) -> dict:
+        return {"name": self.unique("vpn"), "remote_gateway": "8.8.4.4",
+                "remote_subnets": [self.subnet()], "psk": "matrix-pre-shared-key"}
+
+    def fresh_tunnel(self, network_id: str, tenant: Tenant | None = None) -> dict:
+        tenant = tenant or self.a
+        return created(tenant.admin.post(f"/v1/networks/{network_id}/vpn-tunnels",
+                                         json=self.tunnel_body()))
+
+    def fresh_profile(self, tenant: Tenant | None = None) -> dict:
+        tenant = tenant or self.a
+        return created(tenant.admin.post("/v1/ip-profiles", json={"name": self.unique("ipp")}))
+
+    def fresh_firewall_rule(self, profile_id: str, tenant: Tenant | None = None) -> dict:
+        tenant = tenant or self.a
+        return created(tenant.admin.post(f"/v1/ip-profiles/{profile_id}/rules", json={
+            "chain": "INBOUND", "action": "ALLOW", "protocol": "TCP", "ports": "22"}))
 
 
 def created(response: httpx.Response) -> dict:
