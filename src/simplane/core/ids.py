@@ -35,6 +35,8 @@ PREFIXES = {
     "session": "ses",
     "usage": "use",
     "imei": "imei",
+    "sms": "sms",
+    "network_credential": "ncr",
 }
 
 
