@@ -8,6 +8,7 @@ part makes them unguessable.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -40,8 +41,20 @@ PREFIXES = {
 }
 
 
+_last_value = 0
+_last_lock = threading.Lock()
+
+
 def new_id(kind: str) -> str:
-    value = (time.time_ns() // 1_000_000) << 96 | secrets.randbits(96)
+    global _last_value
+    with _last_lock:
+        value = (time.time_ns() // 1_000_000) << 96 | secrets.randbits(96)
+        if value <= _last_value:
+            # Same millisecond as the previous id (or the clock stepped back): stay after it so
+            # creation order is id order within a process (a batch of Things, the events of one
+            # request), by a random stride so neighbouring ids stay unguessable.
+            value = _last_value + 1 + secrets.randbits(80)
+        _last_value = value
     chars = []
     for _ in range(_CHARS):
         chars.append(_ALPHABET[value & 31])

@@ -218,6 +218,7 @@ class IdempotencyMiddleware:
             return
 
         captured: dict[str, Any] = {"status": 0, "headers": [], "body": []}
+        held: list[dict] = []
 
         async def capture(message) -> None:  # type: ignore[no-untyped-def]
             if message["type"] == "http.response.start":
@@ -225,12 +226,16 @@ class IdempotencyMiddleware:
                 captured["headers"] = message.get("headers", [])
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
-            await send(message)
+            # Held back until the outcome is stored: a client that retries as soon as it has
+            # the answer must get the replay, not a second execution.
+            held.append(message)
 
         await self.app(scope, _replay_receive(body), capture)
         # Server errors and throttling are not outcomes: a retry with the same key must run.
         if captured["status"] and captured["status"] < 500 and captured["status"] != 429:
             await anyio.to_thread.run_sync(self._store, claims, key, fingerprint, captured)
+        for message in held:
+            await send(message)
 
     def _lookup(self, claims: TokenClaims, key: str) -> IdempotencyRecord | None:
         with self.database.transaction(read_only=True) as session:

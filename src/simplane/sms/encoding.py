@@ -71,25 +71,34 @@ def segments_for(encoding: str, units: int) -> int:
     return -(-units // part)
 
 
-def _gsm7_segments(text: str) -> int:
-    """Concatenated parts may not split an escape sequence, so count part by part."""
-    septets = gsm7_septets(text) or 0
-    if septets <= LIMITS["GSM7"][0]:
+def _parts(encoding: str, text: str, total: int, width) -> int:  # type: ignore[no-untyped-def]
+    """Concatenated parts may not split a character's units (a GSM7 escape sequence, a UCS-2
+    surrogate pair), so count part by part."""
+    single, part_limit = LIMITS[encoding]
+    if total <= single:
         return 1
-    part_limit = LIMITS["GSM7"][1]
     parts, used = 1, 0
     for char in text:
-        width = 2 if char in _EXTENDED else 1
-        if used + width > part_limit:
+        units = width(char)
+        if used + units > part_limit:
             parts += 1
             used = 0
-        used += width
+        used += units
     return parts
+
+
+def _gsm7_segments(text: str) -> int:
+    return _parts("GSM7", text, gsm7_septets(text) or 0,
+                  lambda char: 2 if char in _EXTENDED else 1)
 
 
 def encode_text(text: str, requested: str = "AUTO") -> Encoded:
     if text == "":
         raise EncodingError("text must not be empty")
+    if "\x00" in text:
+        # Not storable as text on PostgreSQL, and no GSM or UCS-2 text needs it.
+        raise EncodingError(f"character U+0000 (NUL) at position {text.index(chr(0))} cannot "
+                            "be sent as text; send such content as data_base64")
     if requested in ("AUTO", "GSM7"):
         septets = gsm7_septets(text)
         if septets is not None:
@@ -103,7 +112,8 @@ def encode_text(text: str, requested: str = "AUTO") -> Encoded:
         raise EncodingError(f"encoding {requested} does not take text; use data_base64",
                             "encoding")
     units = ucs2_units(text)
-    return _check(Encoded("UCS2", units, segments_for("UCS2", units)))
+    return _check(Encoded("UCS2", units, _parts(
+        "UCS2", text, units, lambda char: 2 if ord(char) > 0xFFFF else 1)))
 
 
 def encode_binary(data: bytes) -> Encoded:
@@ -114,10 +124,15 @@ def encode_binary(data: bytes) -> Encoded:
 
 def _check(encoded: Encoded, field: str = "text") -> Encoded:
     if encoded.segments > MAX_SEGMENTS:
-        single, part = LIMITS[encoded.encoding]
-        unit = {"GSM7": "septets", "UCS2": "characters", "BINARY": "bytes"}[encoded.encoding]
+        _single, part = LIMITS[encoded.encoding]
+        unit = {"GSM7": "septets", "UCS2": "UCS-2 code units", "BINARY": "bytes"}[
+            encoded.encoding]
+        # Within the nominal size yet over the limit: a character's units may not straddle
+        # two parts, so some parts carry fewer than the maximum.
+        why = ("; an escape sequence or surrogate pair is never split across parts"
+               if encoded.units <= MAX_SEGMENTS * part else "")
         raise EncodingError(
             f"the message needs {encoded.segments} segments ({encoded.units} {unit} in "
             f"{encoded.encoding}); at most {MAX_SEGMENTS} are allowed "
-            f"({MAX_SEGMENTS * part} {unit})", field)
+            f"({MAX_SEGMENTS * part} {unit}){why}", field)
     return encoded
