@@ -23,6 +23,8 @@ from simplane.accounts.service import create_account
 from simplane.core.ids import new_id
 from simplane.core.security import new_client_id
 from simplane.models import Base
+from simplane.radius import service as radius
+from simplane.radius.attributes import AccountingRequest
 
 
 def _root_conftest():  # type: ignore[no-untyped-def]
@@ -59,7 +61,7 @@ def open_tenant(base_url: str, backend: Backend) -> Tenant:
 
 @dataclass
 class Estate:
-    """One tenant's Networks and IP Profiles resources beyond the defaults, one of each kind."""
+    """One tenant's Networks, IP Profiles and SMS resources beyond the defaults, one of each."""
 
     network: dict
     pool: dict
@@ -69,6 +71,7 @@ class Estate:
     tunnel: dict
     profile: dict
     firewall_rule: dict
+    sms: dict  # to the tenant's ACTIVE Thing
 
 
 @dataclass
@@ -147,11 +150,11 @@ class World:
         return {"protocol": "TCP", "public_port": self.port(), "thing_id": thing_id,
                 "private_port": 22}
 
-    def fresh_nat_rule(self, network_id: str, tenant: Tenant | None = None) -> dict:
+    def fresh_nat_rule(self, network_id: str, thing_id: str,
+                       tenant: Tenant | None = None) -> dict:
         tenant = tenant or self.a
-        estate = self.mine if tenant is self.a else self.theirs
         return created(tenant.admin.post(f"/v1/networks/{network_id}/nat-rules",
-                                         json=self.nat_rule_body(estate.nat_thing["id"])))
+                                         json=self.nat_rule_body(thing_id)))
 
     def tunnel_body(self) -> dict:
         return {"name": self.unique("vpn"), "remote_gateway": "8.8.4.4",
@@ -180,22 +183,68 @@ def created(response: httpx.Response) -> dict:
 def build_world(base_url: str, backend: Backend) -> World:
     a, b = open_tenant(base_url, backend), open_tenant(base_url, backend)
     clients = {role: a.client(role) for role in ROLES}
-    thing = a.things(1)[0]
-    # An ACTIVE Thing gives A a state change and an event, so every list has something of A's.
-    response = a.admin.patch(f"/v1/things/{thing['id']}", json={"state": "ACTIVE"})
-    assert response.status_code == 200, response.text
-    world = World(a, b, clients, response.json(), {}, {}, {}, b.things(1)[0], {}, {}, {})
+    # An ACTIVE Thing gives A a state change and an event, so every list has something of A's;
+    # and only an ACTIVE Thing may be sent an SMS.
+    thing, b_thing = (activate(t, t.things(1)[0]) for t in (a, b))
+    world = World(a, b, clients, thing, {}, {}, {}, b_thing, {}, {}, {})
     world.group = world.fresh_group()
     world.user = world.fresh_user()
     world.credential = world.fresh_credential(world.user["id"])
     world.b_group = world.fresh_group(b)
     world.b_user = world.fresh_user(b)
     world.b_credential = world.fresh_credential(world.b_user["id"], b)
+    world.estate, world.b_estate = furnish(world, a, thing), furnish(world, b, b_thing)
+    for tenant, active in ((a, thing), (b, b_thing)):
+        attach(backend, active)
     return world
 
 
+def activate(tenant: Tenant, thing: dict) -> dict:
+    response = tenant.admin.patch(f"/v1/things/{thing['id']}", json={"state": "ACTIVE"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def furnish(world: World, tenant: Tenant, active: dict) -> Estate:
+    admin = tenant.admin
+    network = world.fresh_network(tenant)
+    pool = world.fresh_pool(network["id"], tenant)
+    group = created(admin.post("/v1/things-groups", json={
+        "name": world.unique("g"), "network_id": network["id"]}))
+    nat_thing = tenant.things(1)[0]
+    for change in ({"things_group_id": group["id"]}, {"ip_lock": {"locked": True}}):
+        response = admin.patch(f"/v1/things/{nat_thing['id']}", json=change)
+        assert response.status_code == 200, response.text
+    nat_thing = response.json()
+    profile = world.fresh_profile(tenant)
+    return Estate(network, pool, nat_thing, world.fresh_route(network["id"], tenant),
+                  world.fresh_nat_rule(network["id"], nat_thing["id"], tenant),
+                  world.fresh_tunnel(network["id"], tenant), profile,
+                  world.fresh_firewall_rule(profile["id"], tenant),
+                  sent(admin.post(f"/v1/things/{active['id']}/sms", json={"text": "hello"})))
+
+
+def sent(response: httpx.Response) -> dict:
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def attach(backend: Backend, thing: dict) -> None:
+    """What the RADIUS server does on Accounting-Start: an open data session with usage and an
+    IMEI, so the session routes have rows to leak and a disconnect is accepted (202), not
+    refused as not_attached."""
+    with backend.database.transaction() as session:
+        radius.account(session, AccountingRequest(
+            status_type=radius.START, acct_session_id=secrets.token_hex(8), imsi=thing["imsi"],
+            framed_ip=None, input_octets=1000, output_octets=2000, event_time=None,
+            sgsn_mcc_mnc="20404", rat_type=6, imeisv="3566610812345601", terminate_cause=None,
+            nas_address="192.0.2.10", nas_identifier="matrix"))
+
+
 # Path parameters: A's id of that kind (shared, or built fresh for routes that destroy it), B's
-# own id of that kind, and an id of the same shape that names nothing.
+# own id of that kind, and an id of the same shape that names nothing. The kind of an id is the
+# collection it sits in: `{rule_id}` names a NAT rule under nat-rules/ and a firewall rule under
+# rules/.
 @dataclass(frozen=True)
 class Param:
     shared: Callable[[World], str]
@@ -205,15 +254,37 @@ class Param:
 
 
 PARAMS: dict[str, Param] = {
-    "thing_id": Param(lambda w: w.thing["id"], lambda w, _: w.thing["id"],
-                      lambda w: w.b_thing["id"], lambda: new_id("thing")),
-    "group_id": Param(lambda w: w.group["id"], lambda w, _: w.fresh_group()["id"],
-                      lambda w: w.b_group["id"], lambda: new_id("things_group")),
-    "user_id": Param(lambda w: w.user["id"], lambda w, _: w.fresh_user()["id"],
-                     lambda w: w.b_user["id"], lambda: new_id("user")),
-    "client_id": Param(lambda w: w.credential["client_id"],
-                       lambda w, ids: w.fresh_credential(ids["user_id"])["client_id"],
-                       lambda w: w.b_credential["client_id"], new_client_id),
+    "things": Param(lambda w: w.thing["id"], lambda w, _: w.thing["id"],
+                    lambda w: w.b_thing["id"], lambda: new_id("thing")),
+    "things-groups": Param(lambda w: w.group["id"], lambda w, _: w.fresh_group()["id"],
+                           lambda w: w.b_group["id"], lambda: new_id("things_group")),
+    "users": Param(lambda w: w.user["id"], lambda w, _: w.fresh_user()["id"],
+                   lambda w: w.b_user["id"], lambda: new_id("user")),
+    "credentials": Param(lambda w: w.credential["client_id"],
+                         lambda w, ids: w.fresh_credential(ids["user_id"])["client_id"],
+                         lambda w: w.b_credential["client_id"], new_client_id),
+    "networks": Param(lambda w: w.mine.network["id"], lambda w, _: w.fresh_network()["id"],
+                      lambda w: w.theirs.network["id"], lambda: new_id("network")),
+    "ip-pools": Param(lambda w: w.mine.pool["id"],
+                      lambda w, ids: w.fresh_pool(ids["network_id"])["id"],
+                      lambda w: w.theirs.pool["id"], lambda: new_id("ip_pool")),
+    "routes": Param(lambda w: w.mine.route["id"],
+                    lambda w, ids: w.fresh_route(ids["network_id"])["id"],
+                    lambda w: w.theirs.route["id"], lambda: new_id("route")),
+    "nat-rules": Param(lambda w: w.mine.nat_rule["id"],
+                       lambda w, ids: w.fresh_nat_rule(ids["network_id"],
+                                                       w.mine.nat_thing["id"])["id"],
+                       lambda w: w.theirs.nat_rule["id"], lambda: new_id("nat_rule")),
+    "vpn-tunnels": Param(lambda w: w.mine.tunnel["id"],
+                         lambda w, ids: w.fresh_tunnel(ids["network_id"])["id"],
+                         lambda w: w.theirs.tunnel["id"], lambda: new_id("vpn_tunnel")),
+    "ip-profiles": Param(lambda w: w.mine.profile["id"], lambda w, _: w.fresh_profile()["id"],
+                         lambda w: w.theirs.profile["id"], lambda: new_id("ip_profile")),
+    "rules": Param(lambda w: w.mine.firewall_rule["id"],
+                   lambda w, ids: w.fresh_firewall_rule(ids["profile_id"])["id"],
+                   lambda w: w.theirs.firewall_rule["id"], lambda: new_id("firewall_rule")),
+    "sms": Param(lambda w: w.mine.sms["id"], lambda w, _: w.mine.sms["id"],
+                 lambda w: w.theirs.sms["id"], lambda: new_id("sms")),
 }
 
 
@@ -223,7 +294,7 @@ class Route:
     path: str
     roles: frozenset[str] | None  # None: public, no token
     body: Callable[[World], dict[str, Any]] = lambda _: {}  # httpx request keyword arguments
-    destroys: bool = False  # each call needs its own fresh resource
+    destroys: bool = False  # each call needs its own fresh resource (the path's last id)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -233,15 +304,24 @@ class Route:
     def params(self) -> list[str]:
         return re.findall(r"{(\w+)}", self.path)
 
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Each path parameter's PARAMS key: the collection segment before it."""
+        return {name: kind for kind, name in re.findall(r"([\w-]+)/{(\w+)}", self.path)}
+
+    def param(self, name: str) -> Param:
+        return PARAMS[self.kinds[name]]
+
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
 
     def ids(self, world: World) -> dict[str, str]:
-        """A's ids for the path: fresh ones when the call destroys its target."""
+        """A's ids for the path: a fresh last one when the call destroys its target."""
         ids: dict[str, str] = {}
         for name in self.params:
-            param = PARAMS[name]
-            ids[name] = param.fresh(world, ids) if self.destroys else param.shared(world)
+            param = self.param(name)
+            last = name == self.params[-1]
+            ids[name] = param.fresh(world, ids) if self.destroys and last else param.shared(world)
         return ids
 
     def send(self, client: httpx.Client, world: World, ids: dict[str, str]) -> httpx.Response:
@@ -277,6 +357,11 @@ ROUTES: list[Route] = [
     Route("GET", "/v1/things/{thing_id}", EVERYONE),
     Route("PATCH", "/v1/things/{thing_id}", WRITERS, lambda w: {"json": {"name": w.unique("t")}}),
     Route("GET", "/v1/things/{thing_id}/state-history", EVERYONE),
+    Route("GET", "/v1/things/{thing_id}/sessions", EVERYONE),
+    Route("GET", "/v1/things/{thing_id}/usage", EVERYONE),
+    Route("GET", "/v1/things/{thing_id}/imei-history", EVERYONE),
+    # The Thing holds an open session that no worker ever closes here: every call is accepted.
+    Route("POST", "/v1/things/{thing_id}/disconnect", WRITERS),
     # Things Groups (api.md §5)
     Route("GET", "/v1/things-groups", EVERYONE),
     Route("POST", "/v1/things-groups", WRITERS, lambda w: {"json": {"name": w.unique("g")}}),
@@ -284,13 +369,80 @@ ROUTES: list[Route] = [
     Route("PATCH", "/v1/things-groups/{group_id}", WRITERS,
           lambda w: {"json": {"description": w.unique("d")}}),
     Route("DELETE", "/v1/things-groups/{group_id}", WRITERS, destroys=True),
+    # Networks (api.md, network.md): networks:read for viewers, networks:write for managers;
+    # the peer configuration and the packet trace are reads
+    Route("GET", "/v1/networks", READERS),
+    Route("POST", "/v1/networks", WRITERS, lambda w: {"json": {"name": w.unique("net")}}),
+    Route("GET", "/v1/networks/{network_id}", READERS),
+    Route("PATCH", "/v1/networks/{network_id}", WRITERS,
+          lambda w: {"json": {"name": w.unique("net")}}),
+    Route("DELETE", "/v1/networks/{network_id}", WRITERS, destroys=True),
+    Route("GET", "/v1/networks/{network_id}/ip-pools", READERS),
+    Route("POST", "/v1/networks/{network_id}/ip-pools", WRITERS,
+          lambda w: {"json": {"prefix_length": 29}}),
+    Route("GET", "/v1/networks/{network_id}/ip-pools/{pool_id}", READERS),
+    Route("PATCH", "/v1/networks/{network_id}/ip-pools/{pool_id}", WRITERS,
+          lambda w: {"json": {"lease_seconds": 3600 + w.number()}}),
+    Route("DELETE", "/v1/networks/{network_id}/ip-pools/{pool_id}", WRITERS, destroys=True),
+    Route("GET", "/v1/networks/{network_id}/routes", READERS),
+    Route("POST", "/v1/networks/{network_id}/routes", WRITERS,
+          lambda w: {"json": {"destination": w.subnet(), "target": "INTERNET"}}),
+    Route("GET", "/v1/networks/{network_id}/routes/{route_id}", READERS),
+    Route("DELETE", "/v1/networks/{network_id}/routes/{route_id}", WRITERS, destroys=True),
+    Route("GET", "/v1/networks/{network_id}/nat-rules", READERS),
+    Route("POST", "/v1/networks/{network_id}/nat-rules", WRITERS,
+          lambda w: {"json": w.nat_rule_body(w.mine.nat_thing["id"])}),
+    Route("GET", "/v1/networks/{network_id}/nat-rules/{rule_id}", READERS),
+    Route("PATCH", "/v1/networks/{network_id}/nat-rules/{rule_id}", WRITERS,
+          lambda w: {"json": {"description": w.unique("d")}}),
+    Route("DELETE", "/v1/networks/{network_id}/nat-rules/{rule_id}", WRITERS, destroys=True),
+    Route("GET", "/v1/networks/{network_id}/vpn-tunnels", READERS),
+    Route("POST", "/v1/networks/{network_id}/vpn-tunnels", WRITERS,
+          lambda w: {"json": w.tunnel_body()}),
+    Route("GET", "/v1/networks/{network_id}/vpn-tunnels/{tunnel_id}", READERS),
+    Route("PATCH", "/v1/networks/{network_id}/vpn-tunnels/{tunnel_id}", WRITERS,
+          lambda w: {"json": {"name": w.unique("vpn")}}),
+    Route("DELETE", "/v1/networks/{network_id}/vpn-tunnels/{tunnel_id}", WRITERS,
+          destroys=True),
+    Route("GET", "/v1/networks/{network_id}/vpn-tunnels/{tunnel_id}/peer-config", READERS),
+    Route("POST", "/v1/networks/{network_id}/trace", READERS, lambda w: {"json": {
+        "direction": "OUTBOUND", "protocol": "TCP", "source_ip": w.mine.nat_thing["ip_address"],
+        "source_port": 40000, "destination_ip": "8.8.8.8", "destination_port": 443}}),
+    # IP Profiles (api.md): ip_profiles:read / ip_profiles:write; evaluate is a read
+    Route("GET", "/v1/ip-profiles", READERS),
+    Route("POST", "/v1/ip-profiles", WRITERS, lambda w: {"json": {"name": w.unique("ipp")}}),
+    Route("GET", "/v1/ip-profiles/{profile_id}", READERS),
+    Route("PATCH", "/v1/ip-profiles/{profile_id}", WRITERS,
+          lambda w: {"json": {"description": w.unique("d")}}),
+    Route("DELETE", "/v1/ip-profiles/{profile_id}", WRITERS, destroys=True),
+    Route("GET", "/v1/ip-profiles/{profile_id}/rules", READERS),
+    Route("POST", "/v1/ip-profiles/{profile_id}/rules", WRITERS,
+          lambda w: {"json": {"chain": "OUTBOUND", "action": "DENY", "protocol": "UDP",
+                              "ports": "53"}}),
+    Route("GET", "/v1/ip-profiles/{profile_id}/rules/{rule_id}", READERS),
+    Route("PATCH", "/v1/ip-profiles/{profile_id}/rules/{rule_id}", WRITERS,
+          lambda w: {"json": {"description": w.unique("d")}}),
+    Route("DELETE", "/v1/ip-profiles/{profile_id}/rules/{rule_id}", WRITERS, destroys=True),
+    Route("POST", "/v1/ip-profiles/{profile_id}/evaluate", READERS, lambda w: {"json": {
+        "direction": "INBOUND", "protocol": "TCP", "remote_ip": "192.0.2.1", "port": 22}}),
+    # SMS (api.md): sms:read / sms:write, so not billing
+    Route("POST", "/v1/things/{thing_id}/sms", WRITERS,
+          lambda w: {"json": {"text": w.unique("sms")}}),
+    Route("GET", "/v1/things/{thing_id}/sms", READERS),
+    Route("GET", "/v1/sms", READERS),
+    Route("GET", "/v1/sms/{sms_id}", READERS),
+    # Network credentials only (an SMSC delivering MO messages): every customer token is refused
+    # whatever its role. tests/sms/test_network.py covers the network credential's side.
+    Route("POST", "/v1/network/sms", frozenset(),
+          lambda w: {"json": {"imsi": w.thing["imsi"], "text": w.unique("mo")}}),
     # events (api.md §11)
     Route("GET", "/v1/events", READERS),
 ]
 
 # Where each id kind can be read back, to compare its ETag before and after a foreign request.
-READ_BACK = {"thing_id": "/v1/things/{}", "group_id": "/v1/things-groups/{}",
-             "user_id": "/v1/users/{}"}
+READ_BACK = {"things": "/v1/things/{}", "things-groups": "/v1/things-groups/{}",
+             "users": "/v1/users/{}", "networks": "/v1/networks/{}",
+             "ip-profiles": "/v1/ip-profiles/{}", "sms": "/v1/sms/{}"}
 
 # Rows that are not the account's state: who called, and the replay cache of POSTs.
 _NOT_STATE = {"audit_log", "idempotency_keys"}

@@ -52,8 +52,11 @@ def test_table_lists_every_route_the_app_serves(backend) -> None:  # type: ignor
     table = [route.key for route in ROUTES]
     assert len(table) == len(set(table)), "a route has two rows"
     assert set(table) == served
-    unknown = {p for route in ROUTES for p in route.params} - PARAMS.keys()
-    assert not unknown, f"path parameters without a PARAMS entry: {unknown}"
+    kinds = [route.kinds for route in ROUTES]
+    assert all(set(k) == set(r.params) for k, r in zip(kinds, ROUTES, strict=True)), \
+        "a path parameter that does not follow a collection segment"
+    unknown = {kind for k in kinds for kind in k.values()} - PARAMS.keys()
+    assert not unknown, f"collections without a PARAMS entry: {unknown}"
 
 
 def _shape(response: httpx.Response, ids: dict[str, str]) -> tuple:
@@ -65,11 +68,11 @@ def _shape(response: httpx.Response, ids: dict[str, str]) -> tuple:
     return response.status_code, response.headers.get("content-type"), json.loads(text), headers
 
 
-def _etags(world: World, ids: dict[str, str]) -> dict[str, str | None]:
+def _etags(world: World, route: Route, ids: dict[str, str]) -> dict[str, str | None]:
     tags = {}
     for name, value in ids.items():
-        if name in READ_BACK:
-            response = world.a.admin.get(READ_BACK[name].format(value))
+        if route.kinds[name] in READ_BACK:
+            response = world.a.admin.get(READ_BACK[route.kinds[name]].format(value))
             assert response.status_code == 200, response.text
             tags[name] = response.headers.get("etag")
     return tags
@@ -81,10 +84,10 @@ def _foreign_variants(route: Route, world: World) -> list[tuple[dict[str, str], 
     All of A's ids; and, where a path has several ids, each of A's ids alone among B's own.
     """
     names = route.params
-    variants = [({n: PARAMS[n].shared(world) for n in names}, set(names))]
+    variants = [({n: route.param(n).shared(world) for n in names}, set(names))]
     if len(names) > 1:
         for foreign in names:
-            ids = {n: PARAMS[n].shared(world) if n == foreign else PARAMS[n].own(world)
+            ids = {n: route.param(n).shared(world) if n == foreign else route.param(n).own(world)
                    for n in names}
             variants.append((ids, {foreign}))
     return variants
@@ -97,7 +100,7 @@ WITH_IDS = [route for route in ROUTES if route.params]
 def test_another_accounts_id_is_not_found_like_an_unknown_id(world: World, backend,  # type: ignore[no-untyped-def]
                                                              route: Route) -> None:
     for ids, foreign in _foreign_variants(route, world):
-        etags = _etags(world, {n: ids[n] for n in foreign})
+        etags = _etags(world, route, {n: ids[n] for n in foreign})
         before = account_state(backend, world.a.account_id)
 
         answer = route.send(world.b.admin, world, ids)
@@ -105,12 +108,12 @@ def test_another_accounts_id_is_not_found_like_an_unknown_id(world: World, backe
         assert answer.status_code == 404, (ids, answer.text)
         assert answer.headers["content-type"] == PROBLEM
         assert answer.json()["code"] == "not_found"
-        unknown_ids = {n: PARAMS[n].unknown() if n in foreign else ids[n] for n in ids}
+        unknown_ids = {n: route.param(n).unknown() if n in foreign else ids[n] for n in ids}
         unknown = route.send(world.b.admin, world, unknown_ids)
         assert _shape(answer, {n: ids[n] for n in foreign}) == \
             _shape(unknown, {n: unknown_ids[n] for n in foreign})
         assert account_state(backend, world.a.account_id) == before
-        assert _etags(world, {n: ids[n] for n in foreign}) == etags
+        assert _etags(world, route, {n: ids[n] for n in foreign}) == etags
 
 
 @pytest.mark.parametrize("field", ["iccid", "imsi"])
@@ -126,7 +129,17 @@ def test_lookup_of_another_accounts_sim_is_not_found_like_an_unknown_one(world: 
 # A body field naming one of A's ids, and the kind of id it takes.
 _REFERENCES = {"things_group_id": ("things_group", lambda w: w.group["id"]),
                "network_id": ("network", lambda w: w.group["network_id"]),
-               "ip_profile_id": ("ip_profile", lambda w: w.group["ip_profile_id"])}
+               "ip_profile_id": ("ip_profile", lambda w: w.group["ip_profile_id"]),
+               "thing_id": ("thing", lambda w: w.mine.nat_thing["id"]),
+               "vpn_tunnel_id": ("vpn_tunnel", lambda w: w.mine.tunnel["id"])}
+# The rest of a valid body for each POST.
+_POST_BODIES = {
+    "/v1/things-groups": lambda w: {"name": w.unique("ref")},
+    "/v1/networks/{b_network}/nat-rules": lambda w: {"protocol": "TCP", "public_port": w.port(),
+                                                     "private_port": 22},
+    "/v1/networks/{b_network}/routes": lambda w: {"destination": w.subnet(),
+                                                  "target": "VPN_TUNNEL"},
+}
 
 
 @pytest.mark.parametrize(("method", "path", "field"), [
@@ -135,13 +148,16 @@ _REFERENCES = {"things_group_id": ("things_group", lambda w: w.group["id"]),
     ("POST", "/v1/things-groups", "ip_profile_id"),
     ("PATCH", "/v1/things-groups/{b_group}", "network_id"),
     ("PATCH", "/v1/things-groups/{b_group}", "ip_profile_id"),
+    ("POST", "/v1/networks/{b_network}/nat-rules", "thing_id"),
+    ("POST", "/v1/networks/{b_network}/routes", "vpn_tunnel_id"),
 ])
 def test_body_reference_to_another_accounts_id_is_an_unknown_reference(  # type: ignore[no-untyped-def]
         world: World, backend, method: str, path: str, field: str) -> None:
-    url = path.format(b_thing=world.b_thing["id"], b_group=world.b_group["id"])
+    url = path.format(b_thing=world.b_thing["id"], b_group=world.b_group["id"],
+                      b_network=world.theirs.network["id"])
     kind, of_a = _REFERENCES[field]
     foreign = of_a(world)
-    body = {"name": world.unique("ref")} if method == "POST" else {}
+    body = _POST_BODIES[path](world) if method == "POST" else {}
     before = [account_state(backend, t.account_id) for t in (world.a, world.b)]
 
     answer = world.b.admin.request(method, url, json={**body, field: foreign})
@@ -160,12 +176,14 @@ def test_lists_and_filters_never_show_another_accounts_rows(world: World, other_
     secrets_of_a = {a.account_id, a.admin_user_id, a.client_id, world.thing["id"],
                     world.thing["things_group_id"],
                     world.thing["iccid"], world.thing["imsi"], world.group["id"],
-                    world.user["id"], world.user["email"], world.credential["client_id"]}
+                    world.user["id"], world.user["email"], world.credential["client_id"],
+                    *(resource["id"] for resource in vars(world.mine).values())}
     collections = [r for r in ROUTES if r.method == "GET" and not r.params
                    and r.roles and r.path != "/v1/things/lookup"]
     filtered = [("/v1/things", {"things_group_id": world.thing["things_group_id"]}),
                 ("/v1/things", {"iccid": world.thing["iccid"]}),
-                ("/v1/events", {"thing_id": world.thing["id"]})]
+                ("/v1/events", {"thing_id": world.thing["id"]}),
+                ("/v1/sms", {"thing_id": world.thing["id"]})]
     for path, params in [(r.path, {}) for r in collections] + filtered:
         if path != "/v1/apns":  # the one APN is the platform's, not the account's
             # The same call as A shows A's rows, or this test could not fail.
@@ -202,7 +220,7 @@ def test_role_matrix(world: World, backend, route: Route, role: str) -> None:  #
                          ids=["none", "garbage", "basic"])
 def test_every_route_but_the_token_endpoint_needs_a_bearer_token(  # type: ignore[no-untyped-def]
         world: World, backend, route: Route, token: str | None) -> None:
-    ids = {n: PARAMS[n].shared(world) for n in route.params}
+    ids = {n: route.param(n).shared(world) for n in route.params}
     before = account_state(backend, world.a.account_id)
     headers = {"Authorization": token} if token else {}
     with httpx.Client(base_url=world.a.base_url, headers=headers) as anonymous:

@@ -160,10 +160,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             await radius.start()
             worker = DisconnectWorker(settings, database)
             worker.start()
+        from .sms.smsc import SmscWorker
+
+        smsc = SmscWorker(database)
+        smsc.start()
         app.state.radius = radius
         try:
             yield
         finally:
+            smsc.stop()
             if worker is not None:
                 worker.stop()
             if radius is not None:
@@ -221,11 +226,13 @@ def _include_routers(app: FastAPI) -> None:
     from .firewall.routes import router as firewall_router
     from .groups.routes import router as groups_router
     from .networks.routes import router as networks_router
+    from .sms.routes import network_router as network_sms_router
+    from .sms.routes import router as sms_router
     from .things.routes import router as things_router
     from .users.routes import router as users_router
 
     for router in (users_router, accounts_router, things_router, groups_router, networks_router,
-                   firewall_router, events_router):
+                   firewall_router, sms_router, network_sms_router, events_router):
         app.include_router(router, prefix="/v1")
 
 

@@ -5,15 +5,22 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-from cli_helpers import Process, cli_env
+from cli_helpers import Process, cli_env, free_udp_port
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner, Result
 
+from simplane.accounts.service import create_account
+from simplane.app import create_app
 from simplane.cli.main import app
+from simplane.core.config import Settings
+
+ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
 
 @pytest.fixture
@@ -57,3 +64,54 @@ def empty_database_url(backend, tmp_path) -> Iterator[str]:  # type: ignore[no-u
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _root_conftest(config: pytest.Config) -> ModuleType:
+    # Every conftest.py outside a package is imported as module "conftest": the root one is
+    # found through the plugin manager rather than by import.
+    for plugin in config.pluginmanager.get_plugins():
+        path = getattr(plugin, "__file__", None)
+        if path and Path(path).resolve() == ROOT_CONFTEST:
+            return plugin  # type: ignore[no-any-return]
+    raise RuntimeError(f"{ROOT_CONFTEST} is not loaded")
+
+
+@dataclass
+class RadiusServer:
+    settings: Settings
+    base_url: str
+
+    def emulate_args(self) -> list[str]:
+        """Where `simplane emulate` finds this server (its flags, not the defaults)."""
+        return ["--server-host", "127.0.0.1", "--auth-port", str(self.settings.radius_auth_port),
+                "--acct-port", str(self.settings.radius_acct_port), "--secret", "testing123",
+                "--disconnect-port", str(self.settings.radius_disconnect_port),
+                "--api-url", self.base_url]
+
+
+@pytest.fixture(scope="session")
+def radius_server(pytestconfig: pytest.Config, backend) -> Iterator[RadiusServer]:  # type: ignore[no-untyped-def]
+    """API + RADIUS listeners + Disconnect worker on free ports, sending Disconnect-Requests to
+    the port the emulator answers on."""
+    root = _root_conftest(pytestconfig)
+    settings = backend.settings.model_copy(update={
+        "radius_enabled": True, "radius_bind": "127.0.0.1",
+        "radius_auth_port": free_udp_port(), "radius_acct_port": free_udp_port(),
+        "radius_clients": "127.0.0.0/8=testing123", "radius_disconnect_port": free_udp_port(),
+        "radius_disconnect_timeout": 0.5, "radius_disconnect_retries": 2})
+    with root.ServerThread(create_app(settings, backend.database), root.free_port(),
+                           lifespan="on") as running:
+        yield RadiusServer(settings, running.base_url)
+
+
+@pytest.fixture
+def radius_tenant(pytestconfig: pytest.Config, radius_server, backend) -> Iterator:  # type: ignore[no-untyped-def]
+    """An account of its own on the RADIUS-enabled server (the root `Tenant`)."""
+    root = _root_conftest(pytestconfig)
+    with backend.database.transaction() as session:
+        created = create_account(session, backend.settings, name=f"Emu {secrets.token_hex(3)}",
+                                 admin_email=f"emu-{secrets.token_hex(6)}@example.com")
+    tenant = root.Tenant(radius_server.base_url, backend, created.account.id, created.admin.id,
+                         created.client_id, created.client_secret)
+    yield tenant
+    tenant.close()

@@ -1,4 +1,5 @@
-"""`simplane demo`: a first look on embedded SQLite, with a ready account and SIMs."""
+"""`simplane demo`: a first look on embedded SQLite, with a ready account and SIMs, the API and
+the RADIUS listeners, and the network emulator attaching the ACTIVE SIMs in the background."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from ..models import Credential, Thing
 from ..things.service import OPERATOR, change_state, ship_sims
 from ..users import repository as users
 from .common import JsonFlag, out, print_json, state
-from .server import Host, Port, base_url, check_port_free, migrate, serve_api
+from .emulate import BackgroundEmulator
+from .server import Host, Port, base_url, check_port_free, check_udp_port_free, migrate, serve_api
 from .sims import fresh_rows
 
 DEMO_FILE = "demo.json"
 DEMO_SIMS = 20
 DEMO_EMAIL = "demo-admin@example.com"
+EMULATOR_RATE = 2.0  # events a second over all the ACTIVE SIMs: gentle enough to follow
 
 
 def _read_saved(path: Path) -> dict[str, str] | None:
@@ -98,9 +101,14 @@ def register(app: typer.Typer) -> None:
         data_dir: Annotated[Path, typer.Option("--data-dir", file_okay=False,
                                                help="Holds the SQLite database, the secret key "
                                                     "and demo.json.")] = Path("./simplane-data"),
+        emulate: Annotated[bool, typer.Option(
+            "--emulate/--no-emulate",
+            help="Run the network emulator against the demo's RADIUS listeners.")] = True,
         json_output: JsonFlag = False,
     ) -> None:
-        """Serve a ready demo on SQLite: a "Demo" account with 20 SIMs, half ACTIVE.
+        """Serve a ready demo on SQLite: a "Demo" account with 20 SIMs, half ACTIVE, the API,
+        the RADIUS listeners and a network emulator attaching the ACTIVE SIMs (sessions,
+        usage, IMEI changes, MO SMS) until Ctrl-C.
 
         The data folder keeps the database, the secret key and demo.json (the admin
         credentials), so re-running reuses the same account.
@@ -111,7 +119,13 @@ def register(app: typer.Typer) -> None:
             database_url=f"sqlite:///{(data_dir / 'simplane.db').resolve()}", data_dir=data_dir)
         settings.resolved_secret_key()
         check_port_free(host, port)
-        database = Database(settings.database_url, pool_size=2)
+        if settings.radius_enabled:
+            check_udp_port_free(settings.radius_bind, settings.radius_auth_port,
+                                "RADIUS authentication")
+            check_udp_port_free(settings.radius_bind, settings.radius_acct_port,
+                                "RADIUS accounting")
+        emulate = emulate and settings.radius_enabled
+        database = Database(settings.database_url, pool_size=4)
         migrate(database)
         demo_file = data_dir / DEMO_FILE
         saved = _read_saved(demo_file)
@@ -123,9 +137,17 @@ def register(app: typer.Typer) -> None:
         url = base_url(host, port)
         token_line, things_line = _curl_lines(url, saved["client_id"], saved["client_secret"])
         states = _sim_states(database, saved["account_id"])
+        emulator = BackgroundEmulator(settings, database, account_id=saved["account_id"],
+                                      api_url=url, rate=EMULATOR_RATE) if emulate else None
+        radius = {"enabled": settings.radius_enabled, "bind": settings.radius_bind,
+                  "auth_port": settings.radius_auth_port,
+                  "acct_port": settings.radius_acct_port,
+                  "clients": settings.radius_clients}
         info = {**saved, "reused": reused, "url": url, "docs": url + "/docs",
                 "sims": states, "curl_token": token_line, "curl_things": things_line,
-                "data_dir": str(data_dir)}
+                "data_dir": str(data_dir), "radius": radius,
+                "emulator": {"rate": EMULATOR_RATE, "things": states.get("ACTIVE", 0)}
+                if emulator else None}
         if json_output:
             print_json(info)
         else:
@@ -137,10 +159,23 @@ def register(app: typer.Typer) -> None:
             out.print(f"  client id:     {saved['client_id']}")
             out.print(f"  client secret: {saved['client_secret']}  (also in {demo_file})")
             out.print(f"  API docs:      {url}/docs")
-            out.print("  coming:        the network emulator (attaches, usage, SMS) and the "
-                      "RADIUS listeners")
+            if settings.radius_enabled:
+                out.print(f"  RADIUS:        {settings.radius_bind} auth {settings.radius_auth_port}"
+                          f", acct {settings.radius_acct_port} (clients "
+                          f"{settings.radius_clients})", markup=False)
+            if emulator:
+                out.print(f"  emulator:      a packet gateway attaching the "
+                          f"{states.get('ACTIVE', 0)} ACTIVE SIMs over RADIUS, about "
+                          f"{EMULATOR_RATE:g} events/s: sessions, IPs, usage, IMEI changes, "
+                          "MO SMS (--no-emulate turns it off)")
             out.print("Get a token, then list your Things:")
             out.print(f"  {token_line}", markup=False)
             out.print(f"  {things_line}", markup=False)
             out.file.flush()
-        serve_api(settings, database, host=host, port=port, workers=1)
+        if emulator:
+            emulator.start()
+        try:
+            serve_api(settings, database, host=host, port=port, workers=1)
+        finally:
+            if emulator:
+                emulator.stop()

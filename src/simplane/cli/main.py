@@ -17,7 +17,7 @@ from typer.exceptions import Abort, Exit, TyperException
 from ..core.config import ConfigError
 from ..core.errors import AppError
 from ..things.service import InventoryRejected
-from . import accounts, demo, server, sims
+from . import accounts, demo, emulate, network, server, sims
 from .common import EXIT_FAILURE, EXIT_USAGE, CliError, State, one_line
 
 
@@ -97,7 +97,8 @@ class OneLineGroup(TyperGroup):
 app = typer.Typer(
     cls=OneLineGroup,
     name="simplane",
-    help="simplane operator command line: serve the API, manage accounts and SIM inventory.",
+    help="simplane operator command line: serve the API and RADIUS, manage accounts, SIM "
+         "inventory and network credentials, emulate a packet gateway.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -119,6 +120,8 @@ server.register(app)
 app.add_typer(server.db_app, name="db")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(sims.app, name="sims")
+app.add_typer(network.app, name="network-credentials")
+emulate.register(app)
 demo.register(app)
 
 

@@ -52,6 +52,16 @@ def check_port_free(host: str, port: int) -> None:
             raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
+def check_udp_port_free(host: str, port: int, what: str) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise CliError(f"cannot listen for {what} on UDP {host}:{port}: "
+                           f"{exc.strerror or exc}") from None
+
+
 def base_url(host: str, port: int) -> str:
     """Where a client on this machine reaches the server (wildcard binds mean loopback)."""
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)

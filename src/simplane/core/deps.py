@@ -46,6 +46,8 @@ def _principal(request: Request, session: DbSession) -> Principal:
     claims = signer.verify(token.strip())
     if claims is None:
         raise unauthorized("the bearer token is malformed, expired or not signed by this server")
+    if claims.kind != "user":
+        raise forbidden("a network credential reaches only /v1/network/*")
     row = session.execute(
         select(User.id, User.role, User.status, User.account_id, User.tokens_valid_after)
         .join(Credential, Credential.user_id == User.id)
@@ -79,3 +81,27 @@ def record_audit(request: Request, resource_id: str | None, changed: dict | None
     request.state.audit_resource_id = resource_id
     if changed is not None:
         request.state.audit_changed = changed
+
+
+def _network_caller(request: Request, session: DbSession) -> str:
+    """The client id of a platform-level network credential (SMSC, mediation)."""
+    from ..models import NetworkCredential
+
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("an Authorization: Bearer <token> header is required")
+    claims = request.app.state.token_signer.verify(token.strip())
+    if claims is None:
+        raise unauthorized("the bearer token is malformed, expired or not signed by this server")
+    if claims.kind != "network":
+        raise forbidden("/v1/network/* needs a network credential, not a customer's")
+    exists = session.scalar(select(NetworkCredential.id).where(
+        NetworkCredential.client_id == claims.client_id))
+    if exists is None:
+        raise unauthorized("the bearer token's network credential has been revoked")
+    request.state.network_client = claims.client_id
+    return claims.client_id
+
+
+NetworkCaller = Annotated[str, Depends(_network_caller)]

@@ -103,6 +103,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "conflict": (412, "The value is already taken (route destination, NAT public port)"),
     "nat_ip_exhausted": (412, "No public NAT address is left"),
     "not_attached": (412, "The Thing has no open data session"),
+    "sms_not_allowed": (412, "The Thing may not use SMS (not ACTIVE, or services.sms off)"),
     "rate_limited": (429, "Too many requests; see Retry-After"),
     "internal_error": (500, "Unexpected error"),
     "service_unavailable": (503, "The database is unavailable; see Retry-After"),

@@ -99,7 +99,7 @@ async def reject_nul_characters(request: Request) -> None:
                        if "\x00" in name + value]
     if fields:
         fields = list(dict.fromkeys(fields))
-        raise validation_error("NUL characters are not allowed: " + ", ".join(fields),
+        raise validation_error("NUL characters (U+0000) are not allowed: " + ", ".join(fields),
                                [FieldError(f, "contains a NUL (U+0000) character")
                                 for f in fields])
 

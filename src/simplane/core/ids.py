@@ -36,6 +36,8 @@ PREFIXES = {
     "session": "ses",
     "usage": "use",
     "imei": "imei",
+    "sms": "sms",
+    "network_credential": "ncr",
 }
 
 

@@ -20,7 +20,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from ..models import AuditEntry, Credential, IdempotencyRecord, User, utcnow
+from ..models import AuditEntry, Credential, IdempotencyRecord, NetworkCredential, User, utcnow
 from .config import Settings
 from .db import Database
 from .errors import AppError, bad_field, precondition
@@ -291,7 +291,8 @@ class IdempotencyMiddleware:
         # Server errors, throttling and refused tokens are not outcomes: a retry must run.
         status = captured["status"]
         return (bool(status) and status < 500 and status != 429
-                and scope.get("state", {}).get("principal") is not None)
+                and (scope.get("state", {}).get("principal") is not None
+                     or scope.get("state", {}).get("network_client") is not None))
 
     async def _store_safely(self, claims: TokenClaims, key: str, fingerprint: str,
                             captured: dict) -> None:
@@ -303,19 +304,21 @@ class IdempotencyMiddleware:
     def _lookup(self, claims: TokenClaims, key: str) -> IdempotencyRecord | None:
         # Only for a credential that still exists and whose user is active: a revoked token
         # must answer 401, not a replay.
+        fresh = (IdempotencyRecord.client_id == claims.client_id, IdempotencyRecord.key == key,
+                 IdempotencyRecord.created_at > utcnow() - self.ttl)
         with self.database.transaction(read_only=True) as session:
+            if claims.kind == "network":
+                return session.scalar(
+                    select(IdempotencyRecord)
+                    .join(NetworkCredential,
+                          NetworkCredential.client_id == IdempotencyRecord.client_id)
+                    .where(IdempotencyRecord.account_id.is_(None), *fresh))
             return session.scalar(
                 select(IdempotencyRecord)
                 .join(Credential, Credential.client_id == IdempotencyRecord.client_id)
                 .join(User, User.id == Credential.user_id)
-                .where(
-                    User.status == "ACTIVE",
-                    IdempotencyRecord.account_id == claims.account_id,
-                    IdempotencyRecord.client_id == claims.client_id,
-                    IdempotencyRecord.key == key,
-                    IdempotencyRecord.created_at > utcnow() - self.ttl,
-                )
-            )
+                .where(User.status == "ACTIVE",
+                       IdempotencyRecord.account_id == claims.account_id, *fresh))
 
     def _store(self, claims: TokenClaims, key: str, fingerprint: str, captured: dict) -> None:
         headers = {
@@ -330,7 +333,7 @@ class IdempotencyMiddleware:
                     IdempotencyRecord.created_at <= utcnow() - self.ttl,
                 ))
                 session.add(IdempotencyRecord(
-                    client_id=claims.client_id, key=key, account_id=claims.account_id,
+                    client_id=claims.client_id, key=key, account_id=claims.account_id or None,
                     request_hash=fingerprint, status_code=captured["status"], headers=headers,
                     body=_replay_body(b"".join(captured["body"])),
                     created_at=utcnow(),

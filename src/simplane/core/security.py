@@ -50,6 +50,7 @@ class TokenClaims:
     account_id: str
     issued_at: float  # seconds, to the millisecond: revocation compares it with an instant
     expires_at: int
+    kind: str = "user"  # "network": a platform-level credential for /v1/network/* only
 
 
 def _b64(data: bytes) -> str:
@@ -64,11 +65,10 @@ class TokenSigner:
     def __init__(self, secret_key: str) -> None:
         self._key = hashlib.sha256(b"simplane-token:" + secret_key.encode()).digest()
 
-    def issue(self, client_id: str, account_id: str, ttl_seconds: int) -> str:
+    def issue(self, client_id: str, account_id: str, ttl_seconds: int, kind: str = "user") -> str:
         now = int(time.time())
         payload = {"c": client_id, "a": account_id, "iat": round(time.time(), 3),
-                   "exp": now + ttl_seconds,
-                   "n": secrets.token_hex(8)}
+                   "exp": now + ttl_seconds, "n": secrets.token_hex(8), "k": kind}
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         return f"{body}.{self._sign(body)}"
 
@@ -80,7 +80,7 @@ class TokenSigner:
         try:
             payload = json.loads(_unb64(body))
             claims = TokenClaims(str(payload["c"]), str(payload["a"]), float(payload["iat"]),
-                                 int(payload["exp"]))
+                                 int(payload["exp"]), str(payload.get("k", "user")))
         except (ValueError, KeyError, TypeError):
             return None
         return claims if claims.expires_at > time.time() else None

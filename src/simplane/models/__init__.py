@@ -6,6 +6,7 @@ from .event import AuditEntry, Event, IdempotencyRecord
 from .firewall import FirewallRule, IpProfile
 from .networking import IpLease, NatRule, Route, VpnTunnel
 from .thing import Thing, ThingsGroup, ThingStateChange, ThingTag
+from .sms import NetworkCredential, SmsMessage
 from .usage import DataSession, ImeiObservation, UsageDaily, UsageRecord
 from .user import Credential, User
 
@@ -25,7 +26,9 @@ __all__ = [
     "IpProfile",
     "NatRule",
     "Network",
+    "NetworkCredential",
     "Route",
+    "SmsMessage",
     "Thing",
     "ThingStateChange",
     "ThingTag",

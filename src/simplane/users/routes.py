@@ -94,10 +94,21 @@ async def issue_token(request: Request, session: DbSession) -> Response:
                             f"grant_type {grant_type!r} is not supported; use client_credentials")
     if not isinstance(client_id, str) or not isinstance(client_secret, str) or not client_id:
         return _oauth_error(401, "invalid_client", "client_id and client_secret are required")
+    settings = request.app.state.settings
+    if client_id.startswith("net_"):
+        import anyio
+
+        if not await anyio.to_thread.run_sync(service.authenticate_network_client, session,
+                                              client_id, client_secret):
+            return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+        token = request.app.state.token_signer.issue(client_id, "", settings.token_ttl_seconds,
+                                                     kind="network")
+        return JSONResponse(
+            TokenOut(access_token=token, expires_in=settings.token_ttl_seconds).model_dump(),
+            headers={"Cache-Control": "no-store"})
     credential = await _authenticate(request, session, client_id, client_secret)
     if credential is None:
         return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
-    settings = request.app.state.settings
     token = request.app.state.token_signer.issue(credential.client_id, credential.account_id,
                                                  settings.token_ttl_seconds)
     return JSONResponse(

@@ -124,3 +124,23 @@ def delete_credential(session: Session, account_id: str, user: User, client_id: 
         raise not_found("credential", client_id)
     session.delete(credential)
     session.flush()
+
+
+def authenticate_network_client(session: Session, client_id: str, client_secret: str) -> bool:
+    from sqlalchemy import select
+
+    from ..models import NetworkCredential
+
+    credential = session.scalar(select(NetworkCredential).where(
+        NetworkCredential.client_id == client_id))
+    return verify_secret(credential.secret_hash if credential else None, client_secret)
+
+
+def create_network_credential(session: Session, name: str) -> tuple[str, str]:
+    from ..models import NetworkCredential
+
+    client_id, secret = "net_" + new_client_id().removeprefix("cli_"), new_client_secret()
+    session.add(NetworkCredential(id=new_id("network_credential"), client_id=client_id,
+                                  secret_hash=hash_secret(secret), name=name))
+    session.flush()
+    return client_id, secret

@@ -67,7 +67,7 @@ def upgrade() -> None:
     op.create_table('idempotency_keys',
     sa.Column('client_id', sa.String(length=64), nullable=False),
     sa.Column('key', sa.String(length=255), nullable=False),
-    sa.Column('account_id', sa.String(length=40), nullable=False),
+    sa.Column('account_id', sa.String(length=40), nullable=True),
     sa.Column('request_hash', sa.String(length=64), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=False),
     sa.Column('headers', sa.JSON(), nullable=False),
