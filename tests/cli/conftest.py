@@ -81,10 +81,10 @@ class RadiusServer:
     settings: Settings
     base_url: str
 
-    def emulate_args(self) -> list[str]:
+    def emulate_args(self, secret: str = "testing123") -> list[str]:
         """Where `simplane emulate` finds this server (its flags, not the defaults)."""
         return ["--server-host", "127.0.0.1", "--auth-port", str(self.settings.radius_auth_port),
-                "--acct-port", str(self.settings.radius_acct_port), "--secret", "testing123",
+                "--acct-port", str(self.settings.radius_acct_port), "--secret", secret,
                 "--disconnect-port", str(self.settings.radius_disconnect_port),
                 "--api-url", self.base_url]
 

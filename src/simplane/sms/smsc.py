@@ -67,6 +67,13 @@ class SmscWorker:
 
     def run_once(self) -> bool:
         """One pass: expire what is overdue, deliver what can be; True when it did work."""
+        # Polling reads first: on SQLite a claim takes the database's one write lock, which an
+        # idle poll five times a second must not compete for.
+        with self.database.transaction(read_only=True) as session:
+            queued = session.scalar(select(SmsMessage.id).where(
+                SmsMessage.direction == "MT", SmsMessage.status == "QUEUED").limit(1))
+        if queued is None:
+            return False
         return self._expire() | self._deliver()
 
     def _expire(self) -> bool:
