@@ -24,6 +24,7 @@ run: $(STAMP)
 	$(BIN)/simplane demo --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
+	@bash scripts/install-system-deps.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

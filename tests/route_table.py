@@ -8,11 +8,12 @@ matrix sends it, so a 403 or a 404 on a foreign id always means what the test sa
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import re
 import secrets
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,85 @@ def open_tenant(base_url: str, backend: Backend) -> Tenant:
                   created.client_secret)
 
 
+_numbers = itertools.count(1)
+
+
+def number() -> int:
+    return next(_numbers)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{number()}-{secrets.token_hex(3)}"
+
+
+def subnet() -> str:
+    """A /24 no other call got: routes and VPN remote subnets of one Network must differ."""
+    n = number()
+    return f"100.{64 + n // 256}.{n % 256}.0/24"
+
+
+def public_port() -> int:
+    """A port no other NAT rule forwards."""
+    return 20000 + number()
+
+
+def created(response: httpx.Response) -> dict:
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+PSK = "matrix-pre-shared-key"  # every tunnel's: a secret no reader but admin/manager may see
+
+
+def add_network(tenant: Tenant) -> dict:
+    return created(tenant.admin.post("/v1/networks", json={"name": unique("net")}))
+
+
+def add_pool(tenant: Tenant, network_id: str) -> dict:
+    return created(tenant.admin.post(f"/v1/networks/{network_id}/ip-pools",
+                                     json={"prefix_length": 29}))
+
+
+def add_route(tenant: Tenant, network_id: str) -> dict:
+    return created(tenant.admin.post(f"/v1/networks/{network_id}/routes", json={
+        "destination": subnet(), "target": "INTERNET"}))
+
+
+def nat_rule_body(thing_id: str) -> dict:
+    return {"protocol": "TCP", "public_port": public_port(), "thing_id": thing_id,
+            "private_port": 22}
+
+
+def add_nat_rule(tenant: Tenant, network_id: str, thing_id: str) -> dict:
+    return created(tenant.admin.post(f"/v1/networks/{network_id}/nat-rules",
+                                     json=nat_rule_body(thing_id)))
+
+
+def tunnel_body() -> dict:
+    return {"name": unique("vpn"), "remote_gateway": "8.8.4.4", "remote_subnets": [subnet()],
+            "psk": PSK}
+
+
+def add_tunnel(tenant: Tenant, network_id: str) -> dict:
+    return created(tenant.admin.post(f"/v1/networks/{network_id}/vpn-tunnels",
+                                     json=tunnel_body()))
+
+
+def add_profile(tenant: Tenant) -> dict:
+    return created(tenant.admin.post("/v1/ip-profiles", json={"name": unique("ipp")}))
+
+
+def add_firewall_rule(tenant: Tenant, profile_id: str) -> dict:
+    return created(tenant.admin.post(f"/v1/ip-profiles/{profile_id}/rules", json={
+        "chain": "INBOUND", "action": "ALLOW", "protocol": "TCP", "ports": "22"}))
+
+
+def activate(tenant: Tenant, thing: dict) -> dict:
+    response = tenant.admin.patch(f"/v1/things/{thing['id']}", json={"state": "ACTIVE"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 @dataclass
 class Estate:
     """One tenant's Networks, IP Profiles and SMS resources beyond the defaults, one of each."""
@@ -73,6 +153,34 @@ class Estate:
     firewall_rule: dict
     sms: dict  # to the tenant's ACTIVE Thing
 
+    def ids(self) -> dict[str, str]:
+        """Each resource's id by the collection it sits in (a PARAMS key)."""
+        return {"networks": self.network["id"], "ip-pools": self.pool["id"],
+                "routes": self.route["id"], "nat-rules": self.nat_rule["id"],
+                "vpn-tunnels": self.tunnel["id"], "ip-profiles": self.profile["id"],
+                "rules": self.firewall_rule["id"], "sms": self.sms["id"]}
+
+
+def furnish(tenant: Tenant, active: dict) -> Estate:
+    """An Estate for the tenant; `active` is an ACTIVE Thing of its, to send the SMS to."""
+    admin = tenant.admin
+    network = add_network(tenant)
+    pool = add_pool(tenant, network["id"])
+    group = created(admin.post("/v1/things-groups", json={
+        "name": unique("g"), "network_id": network["id"]}))
+    nat_thing = tenant.things(1)[0]
+    for change in ({"things_group_id": group["id"]}, {"ip_lock": {"locked": True}}):
+        response = admin.patch(f"/v1/things/{nat_thing['id']}", json=change)
+        assert response.status_code == 200, response.text
+    nat_thing = response.json()
+    sms = admin.post(f"/v1/things/{active['id']}/sms", json={"text": "hello"})
+    assert sms.status_code == 202, sms.text
+    profile = add_profile(tenant)
+    return Estate(network, pool, nat_thing, add_route(tenant, network["id"]),
+                  add_nat_rule(tenant, network["id"], nat_thing["id"]),
+                  add_tunnel(tenant, network["id"]), profile,
+                  add_firewall_rule(tenant, profile["id"]), sms.json())
+
 
 @dataclass
 class World:
@@ -85,99 +193,29 @@ class World:
     group: dict
     user: dict
     credential: dict
+    mine: Estate
     b_thing: dict
     b_group: dict
     b_user: dict
     b_credential: dict
-    estate: Estate | None = None
-    b_estate: Estate | None = None
-    _n: list[int] = field(default_factory=lambda: [0])
+    theirs: Estate
 
-    @property
-    def mine(self) -> Estate:
-        assert self.estate is not None
-        return self.estate
-
-    @property
-    def theirs(self) -> Estate:
-        assert self.b_estate is not None
-        return self.b_estate
-
-    def number(self) -> int:
-        self._n[0] += 1
-        return self._n[0]
-
-    def unique(self, prefix: str) -> str:
-        return f"{prefix}-{self.number()}-{secrets.token_hex(3)}"
-
-    def subnet(self) -> str:
-        """A /24 no other call got: route destinations and VPN remote subnets must differ."""
-        n = self.number()
-        return f"100.{64 + n // 256}.{n % 256}.0/24"
-
-    def port(self) -> int:
-        """A public port no other NAT rule holds."""
-        return 20000 + self.number()
+    @staticmethod
+    def unique(prefix: str) -> str:
+        return unique(prefix)
 
     def fresh_group(self, tenant: Tenant | None = None) -> dict:
         tenant = tenant or self.a
-        return created(tenant.admin.post("/v1/things-groups", json={"name": self.unique("g")}))
+        return created(tenant.admin.post("/v1/things-groups", json={"name": unique("g")}))
 
     def fresh_user(self, tenant: Tenant | None = None) -> dict:
         tenant = tenant or self.a
         return created(tenant.admin.post("/v1/users", json={
-            "email": f"{self.unique('u')}@example.com", "name": "matrix", "role": "viewer"}))
+            "email": f"{unique('u')}@example.com", "name": "matrix", "role": "viewer"}))
 
     def fresh_credential(self, user_id: str, tenant: Tenant | None = None) -> dict:
         tenant = tenant or self.a
         return created(tenant.admin.post(f"/v1/users/{user_id}/credentials", json={}))
-
-    def fresh_network(self, tenant: Tenant | None = None) -> dict:
-        tenant = tenant or self.a
-        return created(tenant.admin.post("/v1/networks", json={"name": self.unique("net")}))
-
-    def fresh_pool(self, network_id: str, tenant: Tenant | None = None) -> dict:
-        tenant = tenant or self.a
-        return created(tenant.admin.post(f"/v1/networks/{network_id}/ip-pools",
-                                         json={"prefix_length": 29}))
-
-    def fresh_route(self, network_id: str, tenant: Tenant | None = None) -> dict:
-        tenant = tenant or self.a
-        return created(tenant.admin.post(f"/v1/networks/{network_id}/routes", json={
-            "destination": self.subnet(), "target": "INTERNET"}))
-
-    def nat_rule_body(self, thing_id: str) -> dict:
-        return {"protocol": "TCP", "public_port": self.port(), "thing_id": thing_id,
-                "private_port": 22}
-
-    def fresh_nat_rule(self, network_id: str, thing_id: str,
-                       tenant: Tenant | None = None) -> dict:
-        tenant = tenant or self.a
-        return created(tenant.admin.post(f"/v1/networks/{network_id}/nat-rules",
-                                         json=self.nat_rule_body(thing_id)))
-
-    def tunnel_body(self) -> dict:
-        return {"name": self.unique("vpn"), "remote_gateway": "8.8.4.4",
-                "remote_subnets": [self.subnet()], "psk": "matrix-pre-shared-key"}
-
-    def fresh_tunnel(self, network_id: str, tenant: Tenant | None = None) -> dict:
-        tenant = tenant or self.a
-        return created(tenant.admin.post(f"/v1/networks/{network_id}/vpn-tunnels",
-                                         json=self.tunnel_body()))
-
-    def fresh_profile(self, tenant: Tenant | None = None) -> dict:
-        tenant = tenant or self.a
-        return created(tenant.admin.post("/v1/ip-profiles", json={"name": self.unique("ipp")}))
-
-    def fresh_firewall_rule(self, profile_id: str, tenant: Tenant | None = None) -> dict:
-        tenant = tenant or self.a
-        return created(tenant.admin.post(f"/v1/ip-profiles/{profile_id}/rules", json={
-            "chain": "INBOUND", "action": "ALLOW", "protocol": "TCP", "ports": "22"}))
-
-
-def created(response: httpx.Response) -> dict:
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def build_world(base_url: str, backend: Backend) -> World:
@@ -186,47 +224,17 @@ def build_world(base_url: str, backend: Backend) -> World:
     # An ACTIVE Thing gives A a state change and an event, so every list has something of A's;
     # and only an ACTIVE Thing may be sent an SMS.
     thing, b_thing = (activate(t, t.things(1)[0]) for t in (a, b))
-    world = World(a, b, clients, thing, {}, {}, {}, b_thing, {}, {}, {})
+    world = World(a, b, clients, thing, {}, {}, {}, furnish(a, thing),
+                  b_thing, {}, {}, {}, furnish(b, b_thing))
     world.group = world.fresh_group()
     world.user = world.fresh_user()
     world.credential = world.fresh_credential(world.user["id"])
     world.b_group = world.fresh_group(b)
     world.b_user = world.fresh_user(b)
     world.b_credential = world.fresh_credential(world.b_user["id"], b)
-    world.estate, world.b_estate = furnish(world, a, thing), furnish(world, b, b_thing)
-    for tenant, active in ((a, thing), (b, b_thing)):
+    for active in (thing, b_thing):
         attach(backend, active)
     return world
-
-
-def activate(tenant: Tenant, thing: dict) -> dict:
-    response = tenant.admin.patch(f"/v1/things/{thing['id']}", json={"state": "ACTIVE"})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def furnish(world: World, tenant: Tenant, active: dict) -> Estate:
-    admin = tenant.admin
-    network = world.fresh_network(tenant)
-    pool = world.fresh_pool(network["id"], tenant)
-    group = created(admin.post("/v1/things-groups", json={
-        "name": world.unique("g"), "network_id": network["id"]}))
-    nat_thing = tenant.things(1)[0]
-    for change in ({"things_group_id": group["id"]}, {"ip_lock": {"locked": True}}):
-        response = admin.patch(f"/v1/things/{nat_thing['id']}", json=change)
-        assert response.status_code == 200, response.text
-    nat_thing = response.json()
-    profile = world.fresh_profile(tenant)
-    return Estate(network, pool, nat_thing, world.fresh_route(network["id"], tenant),
-                  world.fresh_nat_rule(network["id"], nat_thing["id"], tenant),
-                  world.fresh_tunnel(network["id"], tenant), profile,
-                  world.fresh_firewall_rule(profile["id"], tenant),
-                  sent(admin.post(f"/v1/things/{active['id']}/sms", json={"text": "hello"})))
-
-
-def sent(response: httpx.Response) -> dict:
-    assert response.status_code == 202, response.text
-    return response.json()
 
 
 def attach(backend: Backend, thing: dict) -> None:
@@ -263,25 +271,25 @@ PARAMS: dict[str, Param] = {
     "credentials": Param(lambda w: w.credential["client_id"],
                          lambda w, ids: w.fresh_credential(ids["user_id"])["client_id"],
                          lambda w: w.b_credential["client_id"], new_client_id),
-    "networks": Param(lambda w: w.mine.network["id"], lambda w, _: w.fresh_network()["id"],
+    "networks": Param(lambda w: w.mine.network["id"], lambda w, _: add_network(w.a)["id"],
                       lambda w: w.theirs.network["id"], lambda: new_id("network")),
     "ip-pools": Param(lambda w: w.mine.pool["id"],
-                      lambda w, ids: w.fresh_pool(ids["network_id"])["id"],
+                      lambda w, ids: add_pool(w.a, ids["network_id"])["id"],
                       lambda w: w.theirs.pool["id"], lambda: new_id("ip_pool")),
     "routes": Param(lambda w: w.mine.route["id"],
-                    lambda w, ids: w.fresh_route(ids["network_id"])["id"],
+                    lambda w, ids: add_route(w.a, ids["network_id"])["id"],
                     lambda w: w.theirs.route["id"], lambda: new_id("route")),
     "nat-rules": Param(lambda w: w.mine.nat_rule["id"],
-                       lambda w, ids: w.fresh_nat_rule(ids["network_id"],
-                                                       w.mine.nat_thing["id"])["id"],
+                       lambda w, ids: add_nat_rule(w.a, ids["network_id"],
+                                                   w.mine.nat_thing["id"])["id"],
                        lambda w: w.theirs.nat_rule["id"], lambda: new_id("nat_rule")),
     "vpn-tunnels": Param(lambda w: w.mine.tunnel["id"],
-                         lambda w, ids: w.fresh_tunnel(ids["network_id"])["id"],
+                         lambda w, ids: add_tunnel(w.a, ids["network_id"])["id"],
                          lambda w: w.theirs.tunnel["id"], lambda: new_id("vpn_tunnel")),
-    "ip-profiles": Param(lambda w: w.mine.profile["id"], lambda w, _: w.fresh_profile()["id"],
+    "ip-profiles": Param(lambda w: w.mine.profile["id"], lambda w, _: add_profile(w.a)["id"],
                          lambda w: w.theirs.profile["id"], lambda: new_id("ip_profile")),
     "rules": Param(lambda w: w.mine.firewall_rule["id"],
-                   lambda w, ids: w.fresh_firewall_rule(ids["profile_id"])["id"],
+                   lambda w, ids: add_firewall_rule(w.a, ids["profile_id"])["id"],
                    lambda w: w.theirs.firewall_rule["id"], lambda: new_id("firewall_rule")),
     "sms": Param(lambda w: w.mine.sms["id"], lambda w, _: w.mine.sms["id"],
                  lambda w: w.theirs.sms["id"], lambda: new_id("sms")),
@@ -382,23 +390,23 @@ ROUTES: list[Route] = [
           lambda w: {"json": {"prefix_length": 29}}),
     Route("GET", "/v1/networks/{network_id}/ip-pools/{pool_id}", READERS),
     Route("PATCH", "/v1/networks/{network_id}/ip-pools/{pool_id}", WRITERS,
-          lambda w: {"json": {"lease_seconds": 3600 + w.number()}}),
+          lambda w: {"json": {"lease_seconds": 3600 + number()}}),
     Route("DELETE", "/v1/networks/{network_id}/ip-pools/{pool_id}", WRITERS, destroys=True),
     Route("GET", "/v1/networks/{network_id}/routes", READERS),
     Route("POST", "/v1/networks/{network_id}/routes", WRITERS,
-          lambda w: {"json": {"destination": w.subnet(), "target": "INTERNET"}}),
+          lambda w: {"json": {"destination": subnet(), "target": "INTERNET"}}),
     Route("GET", "/v1/networks/{network_id}/routes/{route_id}", READERS),
     Route("DELETE", "/v1/networks/{network_id}/routes/{route_id}", WRITERS, destroys=True),
     Route("GET", "/v1/networks/{network_id}/nat-rules", READERS),
     Route("POST", "/v1/networks/{network_id}/nat-rules", WRITERS,
-          lambda w: {"json": w.nat_rule_body(w.mine.nat_thing["id"])}),
+          lambda w: {"json": nat_rule_body(w.mine.nat_thing["id"])}),
     Route("GET", "/v1/networks/{network_id}/nat-rules/{rule_id}", READERS),
     Route("PATCH", "/v1/networks/{network_id}/nat-rules/{rule_id}", WRITERS,
           lambda w: {"json": {"description": w.unique("d")}}),
     Route("DELETE", "/v1/networks/{network_id}/nat-rules/{rule_id}", WRITERS, destroys=True),
     Route("GET", "/v1/networks/{network_id}/vpn-tunnels", READERS),
     Route("POST", "/v1/networks/{network_id}/vpn-tunnels", WRITERS,
-          lambda w: {"json": w.tunnel_body()}),
+          lambda w: {"json": tunnel_body()}),
     Route("GET", "/v1/networks/{network_id}/vpn-tunnels/{tunnel_id}", READERS),
     Route("PATCH", "/v1/networks/{network_id}/vpn-tunnels/{tunnel_id}", WRITERS,
           lambda w: {"json": {"name": w.unique("vpn")}}),

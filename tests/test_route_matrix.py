@@ -21,6 +21,8 @@ from route_table import (
     World,
     account_state,
     build_world,
+    public_port,
+    subnet,
 )
 
 from simplane.app import create_app
@@ -135,9 +137,10 @@ _REFERENCES = {"things_group_id": ("things_group", lambda w: w.group["id"]),
 # The rest of a valid body for each POST.
 _POST_BODIES = {
     "/v1/things-groups": lambda w: {"name": w.unique("ref")},
-    "/v1/networks/{b_network}/nat-rules": lambda w: {"protocol": "TCP", "public_port": w.port(),
+    "/v1/networks/{b_network}/nat-rules": lambda w: {"protocol": "TCP",
+                                                     "public_port": public_port(),
                                                      "private_port": 22},
-    "/v1/networks/{b_network}/routes": lambda w: {"destination": w.subnet(),
+    "/v1/networks/{b_network}/routes": lambda w: {"destination": subnet(),
                                                   "target": "VPN_TUNNEL"},
 }
 
@@ -177,7 +180,7 @@ def test_lists_and_filters_never_show_another_accounts_rows(world: World, other_
                     world.thing["things_group_id"],
                     world.thing["iccid"], world.thing["imsi"], world.group["id"],
                     world.user["id"], world.user["email"], world.credential["client_id"],
-                    *(resource["id"] for resource in vars(world.mine).values())}
+                    world.mine.nat_thing["id"], *world.mine.ids().values()}
     collections = [r for r in ROUTES if r.method == "GET" and not r.params
                    and r.roles and r.path != "/v1/things/lookup"]
     filtered = [("/v1/things", {"things_group_id": world.thing["things_group_id"]}),

@@ -59,12 +59,13 @@ def test_emulate_attaches_counts_usage_and_sends_mo_sms(  # type: ignore[no-unty
         assert all(s["country"] in ("NL", "BE", "LU") for s in sessions)
         assert shown["ip_address"] and shown["imei"]
         assert get(client, f"/v1/things/{thing['id']}/imei-history")
+        assert get(client, "/v1/events", type="thing.attached", thing_id=thing["id"])
         if shown["connection"]["status"] == "ATTACHED":
             attached += 1
             (open_session,) = [s for s in sessions if s["status"] == "OPEN"]
             assert open_session["id"] == shown["connection"]["session_id"]
             assert open_session["ip_address"] == shown["ip_address"]
-    assert attached == summary["attached_at_end"] >= 1
+    assert attached == summary["attached_at_end"]
     assert client.get(f"/v1/things/{idle['id']}").json()["connection"]["status"] == "NEVER"
 
     mo = [m for m in get(client, "/v1/sms", limit="100") if m["direction"] == "MO"]
@@ -149,3 +150,24 @@ def test_emulate_needs_active_things_and_an_answering_server(  # type: ignore[no
     result = cli("emulate", "--account", "acc_nope", "--duration", "1",
                  *radius_server.emulate_args())
     assert "acc_nope" in one_line_error(result)
+
+
+def test_emulate_takes_the_server_and_secret_from_the_settings(  # type: ignore[no-untyped-def]
+        cli, radius_server, radius_tenant):
+    activate(radius_tenant, 1)
+    settings = radius_server.settings
+    env = {"SIMPLANE_RADIUS_BIND": "0.0.0.0",  # a wildcard bind is reached on loopback
+           "SIMPLANE_RADIUS_AUTH_PORT": str(settings.radius_auth_port),
+           "SIMPLANE_RADIUS_ACCT_PORT": str(settings.radius_acct_port),
+           "SIMPLANE_RADIUS_DISCONNECT_PORT": str(settings.radius_disconnect_port),
+           "SIMPLANE_RADIUS_CLIENTS": "10.0.0.0/8=other,127.0.0.1/32=testing123"}
+    result = cli("emulate", "--account", radius_tenant.account_id, "--duration", "0.5",
+                 "--seed", "1", "--no-sms", "--json", **env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["attaches"] >= 1 and summary["timeouts"] == 0
+
+    result = cli("emulate", "--account", radius_tenant.account_id, "--duration", "0.5",
+                 **{**env, "SIMPLANE_RADIUS_CLIENTS": "10.0.0.0/8=other"})
+    assert "no secret for this NAS address 127.0.0.1" in one_line_error(result)
+    assert result.exit_code == 2

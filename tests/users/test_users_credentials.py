@@ -3,10 +3,12 @@ credential or disabling its user ends its tokens at once (api.md §2)."""
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from route_table import ROUTES
+from route_table import PSK, ROUTES, activate, furnish
 from sqlalchemy import select
 from userkit import add_member, keys, problem, request_token
 
@@ -189,18 +191,22 @@ def test_only_an_admin_handles_credentials(tenant, role: str) -> None:  # type: 
 def test_a_viewer_never_sees_a_secret(tenant) -> None:  # type: ignore[no-untyped-def]
     viewer = add_member(tenant, "viewer")
     fresh = tenant.admin.post(f"/v1/users/{viewer.id}/credentials", json={}).json()
-    secrets = (viewer.client_secret, fresh["client_secret"], tenant.client_secret)
-    thing = tenant.things(1)[0]
-    path_ids = {"thing_id": thing["id"], "group_id": thing["things_group_id"],
-                "user_id": viewer.id, "client_id": viewer.client_id}
+    # A VPN tunnel's pre-shared key too, raw or as the peer configuration encodes it.
+    secrets = (viewer.client_secret, fresh["client_secret"], tenant.client_secret, PSK,
+               base64.b64encode(PSK.encode()).decode())
+    thing = activate(tenant, tenant.things(1)[0])
+    ids = {"things": thing["id"], "things-groups": thing["things_group_id"],
+           "users": viewer.id, "credentials": viewer.client_id,
+           **furnish(tenant, thing).ids()}
 
     # Every GET route, including those it may not call; a route with a new kind of id in its
-    # path fails here until path_ids names one.
+    # path fails here until `ids` names one.
     for route in ROUTES:
         if route.method != "GET":
             continue
         params = {"iccid": thing["iccid"]} if route.path == "/v1/things/lookup" else {}
-        answer = viewer.client.get(route.path.format(**path_ids), params=params)
+        path = route.path.format(**{name: ids[kind] for name, kind in route.kinds.items()})
+        answer = viewer.client.get(path, params=params)
         assert answer.status_code in (200, 302, 403), (route, answer.text)
         assert (answer.status_code == 403) == ("viewer" not in (route.roles or ())), route
         _no_secret_in(answer, *secrets)

@@ -407,7 +407,9 @@ class Emulator:
         roll = self.rng.random()
         if roll < P_DETACH:
             self._stop_session(device, self._pick(TERMINATE_CAUSES))
-            device.retry_at = now + self.rng.uniform(0.5, 3.0)
+            # Off for a few of its own turns: mostly attached, whatever the rate.
+            turn = len(self.devices) / self.config.rate
+            device.retry_at = now + self.rng.uniform(0.5, 3.0) * turn
         elif roll < P_DETACH + P_SMS and self.sms is not None:
             self._send_sms(device)
         else:
