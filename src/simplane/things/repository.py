@@ -1,11 +1,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
-from ..models import Thing, ThingsGroup, ThingStateChange, ThingTag
+from ..models import (
+    DataSession,
+    ImeiObservation,
+    Thing,
+    ThingsGroup,
+    ThingStateChange,
+    ThingTag,
+    UsageDaily,
+)
 
 
 def get_thing(session: Session, account_id: str, thing_id: str, *,
@@ -72,3 +81,22 @@ def existing_identifiers(session: Session, column, values: Sequence[str]) -> set
         chunk = list(values[start:start + 500])
         found.update(session.scalars(select(column).where(column.in_(chunk))))
     return found
+
+
+def sessions_query(account_id: str, thing_id: str,
+                   status: str | None) -> Select[tuple[DataSession]]:
+    statement = select(DataSession).where(DataSession.account_id == account_id,
+                                          DataSession.thing_id == thing_id)
+    return statement.where(DataSession.status == status) if status else statement
+
+
+def daily_usage(session: Session, account_id: str, thing_id: str, start: date,
+                end: date) -> list[UsageDaily]:
+    return list(session.scalars(select(UsageDaily).where(
+        UsageDaily.account_id == account_id, UsageDaily.thing_id == thing_id,
+        UsageDaily.day >= start, UsageDaily.day <= end).order_by(UsageDaily.day)))
+
+
+def imei_history_query(account_id: str, thing_id: str) -> Select[tuple[ImeiObservation]]:
+    return select(ImeiObservation).where(ImeiObservation.account_id == account_id,
+                                         ImeiObservation.thing_id == thing_id)

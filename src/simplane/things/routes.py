@@ -10,10 +10,9 @@ from ..core.auth import Principal
 from ..core.deps import DbSession, authorize, record_audit
 from ..core.http import check_if_match, problem_responses, set_link_header, with_etag
 from ..core.paging import DEFAULT_LIMIT, MAX_LIMIT, paginate
-from sqlalchemy import select
 
 from ..core.errors import bad_field
-from ..models import DataSession, ImeiObservation, Thing, ThingStateChange, UsageDaily, utcnow
+from ..models import DataSession, ImeiObservation, Thing, ThingStateChange, utcnow
 from . import repository, service
 from .schemas import (
     DisconnectAccepted,
@@ -143,11 +142,8 @@ def list_sessions(thing_id: str, principal: Reader, session: DbSession, request:
                   response: Response, status: Literal["OPEN", "CLOSED"] | None = None,
                   limit: Limit = DEFAULT_LIMIT, cursor: str | None = None) -> SessionList:
     service.require_thing(session, principal.account_id, thing_id)
-    statement = select(DataSession).where(DataSession.account_id == principal.account_id,
-                                          DataSession.thing_id == thing_id)
-    if status:
-        statement = statement.where(DataSession.status == status)
-    page = paginate(session, statement, DataSession.id, limit=limit, cursor=cursor)
+    page = paginate(session, repository.sessions_query(principal.account_id, thing_id, status),
+                    DataSession.id, limit=limit, cursor=cursor)
     set_link_header(request, response, page)
     return SessionList(items=[_session_out(r) for r in page.items], next_cursor=page.next_cursor)
 
@@ -164,9 +160,7 @@ def usage(thing_id: str, principal: Reader, session: DbSession,
         raise bad_field("from", f"{start} is after to={end}")
     if (end - start).days > 366:
         raise bad_field("from", f"the range {start}..{end} is longer than 366 days")
-    rows = session.scalars(select(UsageDaily).where(
-        UsageDaily.account_id == principal.account_id, UsageDaily.thing_id == thing_id,
-        UsageDaily.day >= start, UsageDaily.day <= end).order_by(UsageDaily.day))
+    rows = repository.daily_usage(session, principal.account_id, thing_id, start, end)
     return UsageOut(thing_id=thing_id, from_=start, to=end, items=[
         UsageDay(date=r.day, bytes_up=r.bytes_up, bytes_down=r.bytes_down, sms_mt=r.sms_mt,
                  sms_mo=r.sms_mo) for r in rows])
@@ -178,9 +172,8 @@ def imei_history(thing_id: str, principal: Reader, session: DbSession, request: 
                  response: Response, limit: Limit = DEFAULT_LIMIT,
                  cursor: str | None = None) -> ImeiHistoryList:
     service.require_thing(session, principal.account_id, thing_id)
-    statement = select(ImeiObservation).where(ImeiObservation.account_id == principal.account_id,
-                                              ImeiObservation.thing_id == thing_id)
-    page = paginate(session, statement, ImeiObservation.id, limit=limit, cursor=cursor)
+    page = paginate(session, repository.imei_history_query(principal.account_id, thing_id),
+                    ImeiObservation.id, limit=limit, cursor=cursor)
     set_link_header(request, response, page)
     return ImeiHistoryList(items=[ImeiChangeOut.model_validate(r, from_attributes=True)
                                   for r in page.items], next_cursor=page.next_cursor)
