@@ -190,3 +190,49 @@ def serving_pid(connection: http.client.HTTPConnection, server_port: int,
             except OSError:
                 continue
     raise AssertionError(f"no process of {candidates} holds socket {inode}")
+
+
+class LossyUdpProxy:
+    """Between a NAS and a RADIUS server: drops the first copy of every datagram and forwards
+    the retransmissions, so each exchange succeeds only if the NAS retries with the same
+    bytes. One proxy port per server port."""
+
+    def __init__(self, *server_ports: int) -> None:
+        import select as _select
+
+        self._select = _select
+        self.copies: dict[bytes, int] = {}
+        self._pairs = []  # (listening socket, upstream socket, server port)
+        self._client: dict[int, tuple[str, int]] = {}
+        for server_port in server_ports:
+            front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            front.bind(("127.0.0.1", 0))
+            back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            back.bind(("127.0.0.1", 0))
+            self._pairs.append((front, back, server_port))
+        self.ports = [front.getsockname()[1] for front, _, _ in self._pairs]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        sockets = [s for front, back, _ in self._pairs for s in (front, back)]
+        while not self._stop.is_set():
+            readable, _, _ = self._select.select(sockets, [], [], 0.1)
+            for sock in readable:
+                data, source = sock.recvfrom(4096)
+                for index, (front, back, server_port) in enumerate(self._pairs):
+                    if sock is front:
+                        self.copies[data] = self.copies.get(data, 0) + 1
+                        if self.copies[data] > 1:
+                            self._client[index] = source
+                            back.sendto(data, ("127.0.0.1", server_port))
+                    elif sock is back and index in self._client:
+                        front.sendto(data, self._client[index])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for front, back, _ in self._pairs:
+            front.close()
+            back.close()

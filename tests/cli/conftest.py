@@ -89,10 +89,14 @@ class RadiusServer:
                 "--api-url", self.base_url]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def radius_server(pytestconfig: pytest.Config, backend) -> Iterator[RadiusServer]:  # type: ignore[no-untyped-def]
     """API + RADIUS listeners + Disconnect worker on free ports, sending Disconnect-Requests to
-    the port the emulator answers on."""
+    the port the emulator answers on.
+
+    Module-scoped: its background workers (Disconnect, SMSC) serve every account of the shared
+    database, so while it runs they would also take other servers' work (and send it here).
+    """
     root = _root_conftest(pytestconfig)
     settings = backend.settings.model_copy(update={
         "radius_enabled": True, "radius_bind": "127.0.0.1",

@@ -7,7 +7,7 @@ import json
 import signal
 import stat
 
-from cli_helpers import cli_env, one_line_error, wait_for
+from cli_helpers import LossyUdpProxy, cli_env, one_line_error, wait_for
 
 
 def activate(tenant, count: int) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -171,3 +171,28 @@ def test_emulate_takes_the_server_and_secret_from_the_settings(  # type: ignore[
                  **{**env, "SIMPLANE_RADIUS_CLIENTS": "10.0.0.0/8=other"})
     assert "no secret for this NAS address 127.0.0.1" in one_line_error(result)
     assert result.exit_code == 2
+
+
+def test_unanswered_requests_are_retransmitted_byte_for_byte_and_counted_once(  # type: ignore[no-untyped-def]
+        cli, radius_server, radius_tenant):
+    client = radius_tenant.admin
+    (thing,) = activate(radius_tenant, 1)
+    settings = radius_server.settings
+    proxy = LossyUdpProxy(settings.radius_auth_port, settings.radius_acct_port)
+    try:
+        result = cli("emulate", "--account", radius_tenant.account_id, "--rate", "10",
+                     "--duration", "2", "--seed", "3", "--timeout", "0.4", "--retries", "2",
+                     "--no-sms", "--server-host", "127.0.0.1", "--auth-port", str(proxy.ports[0]),
+                     "--acct-port", str(proxy.ports[1]), "--secret", "testing123",
+                     "--disconnect-port", "0", "--json")
+    finally:
+        proxy.close()
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    requests = summary["access_requests"] + sum(summary["accounting"].values())
+    assert requests >= 3 and summary["timeouts"] == 0
+    # Every request went out twice as the very same datagram, and the first copy was lost.
+    assert summary["retransmissions"] == requests
+    assert sorted(proxy.copies.values()) == [2] * requests
+    up, down = usage_total(client, thing["id"])
+    assert (up, down) == (summary["bytes_up"], summary["bytes_down"])

@@ -66,7 +66,9 @@ def nas() -> Iterator[DisconnectNas]:
     listener.close()
 
 
-@pytest.fixture(scope="session")
+# Module scope: a lifespan server runs background workers (disconnects, SMS, ...) over the
+# whole shared database, so it must not outlive the tests that expect it.
+@pytest.fixture(scope="module")
 def radius(pytestconfig: pytest.Config, backend, nas) -> Iterator[Radius]:  # type: ignore[no-untyped-def]
     root = _root_conftest(pytestconfig)
     settings = radius_settings(backend.settings, nas.port)

@@ -20,9 +20,10 @@ from ..core.security import verify_secret
 from ..models import Credential, Thing
 from ..things.service import OPERATOR, change_state, ship_sims
 from ..users import repository as users
-from .common import JsonFlag, out, print_json, state
+from .common import CliError, JsonFlag, out, print_json, state
 from .emulate import BackgroundEmulator
-from .server import Host, Port, base_url, check_port_free, check_udp_port_free, migrate, serve_api
+from .server import (Host, Port, base_url, check_port_free, check_udp_port_free, migrate,
+                     serve_api)
 from .sims import fresh_rows
 
 DEMO_FILE = "demo.json"
@@ -137,17 +138,26 @@ def register(app: typer.Typer) -> None:
         url = base_url(host, port)
         token_line, things_line = _curl_lines(url, saved["client_id"], saved["client_secret"])
         states = _sim_states(database, saved["account_id"])
-        emulator = BackgroundEmulator(settings, database, account_id=saved["account_id"],
-                                      api_url=url, rate=EMULATOR_RATE) if emulate else None
+        emulator, no_emulator = None, None
+        if emulate:
+            try:
+                emulator = BackgroundEmulator(settings, database,
+                                              account_id=saved["account_id"], api_url=url,
+                                              rate=EMULATOR_RATE)
+            except CliError as exc:  # e.g. loopback is not a RADIUS client: serve anyway
+                no_emulator = exc.message
         radius = {"enabled": settings.radius_enabled, "bind": settings.radius_bind,
                   "auth_port": settings.radius_auth_port,
                   "acct_port": settings.radius_acct_port,
                   "clients": settings.radius_clients}
-        info = {**saved, "reused": reused, "url": url, "docs": url + "/docs",
-                "sims": states, "curl_token": token_line, "curl_things": things_line,
-                "data_dir": str(data_dir), "radius": radius,
-                "emulator": {"rate": EMULATOR_RATE, "things": states.get("ACTIVE", 0)}
-                if emulator else None}
+        info: dict[str, Any] = {
+            **saved, "reused": reused, "url": url, "docs": url + "/docs", "sims": states,
+            "curl_token": token_line, "curl_things": things_line, "data_dir": str(data_dir),
+            "radius": radius, "emulator": None}
+        if emulator:
+            info["emulator"] = {"rate": EMULATOR_RATE, "things": states.get("ACTIVE", 0)}
+        elif no_emulator:
+            info["emulator_problem"] = no_emulator
         if json_output:
             print_json(info)
         else:
@@ -160,14 +170,16 @@ def register(app: typer.Typer) -> None:
             out.print(f"  client secret: {saved['client_secret']}  (also in {demo_file})")
             out.print(f"  API docs:      {url}/docs")
             if settings.radius_enabled:
-                out.print(f"  RADIUS:        {settings.radius_bind} auth {settings.radius_auth_port}"
-                          f", acct {settings.radius_acct_port} (clients "
-                          f"{settings.radius_clients})", markup=False)
+                out.print(f"  RADIUS:        {settings.radius_bind} auth "
+                          f"{settings.radius_auth_port}, acct {settings.radius_acct_port} "
+                          f"(clients {settings.radius_clients})", markup=False)
             if emulator:
                 out.print(f"  emulator:      a packet gateway attaching the "
                           f"{states.get('ACTIVE', 0)} ACTIVE SIMs over RADIUS, about "
                           f"{EMULATOR_RATE:g} events/s: sessions, IPs, usage, IMEI changes, "
                           "MO SMS (--no-emulate turns it off)")
+            elif no_emulator:
+                out.print(f"  emulator:      not running: {no_emulator}", markup=False)
             out.print("Get a token, then list your Things:")
             out.print(f"  {token_line}", markup=False)
             out.print(f"  {things_line}", markup=False)

@@ -41,7 +41,7 @@ from ..core.db import Database
 from ..models import DataSession, Thing
 from ..radius.client import Answer, DisconnectListener, GatewayClient, local_address_towards
 from ..radius.clients import parse_clients, secret_for
-from .common import CliError, EXIT_USAGE, JsonFlag, err, open_database, out, print_json, state
+from .common import EXIT_USAGE, CliError, JsonFlag, err, open_database, out, print_json, state
 
 log = logging.getLogger("simplane.emulator")
 
@@ -253,7 +253,8 @@ class SmsSender:
 def sms_text(rng: random.Random) -> str:
     kind = rng.randrange(4)
     if kind == 0:
-        return f"t={rng.uniform(-5, 35):.1f}C h={rng.randrange(20, 95)}% bat={rng.randrange(5, 100)}%"
+        return (f"t={rng.uniform(-5, 35):.1f}C h={rng.randrange(20, 95)}% "
+                f"bat={rng.randrange(5, 100)}%")
     if kind == 1:
         return f"pos {rng.uniform(49.5, 53.5):.5f},{rng.uniform(3.4, 7.1):.5f} fix=3D"
     if kind == 2:
@@ -596,8 +597,8 @@ def summary_table(summary: Summary, title: str) -> Table:
         ("events", f"{summary.events} in {summary.seconds:.1f} s"),
         ("attaches", f"{summary.attaches} of {summary.access_requests} Access-Requests"),
         ("rejects", rejects),
-        ("accounting", f"{summary.starts} Start, {summary.interims} Interim-Update, "
-                       f"{summary.stops} Stop"),
+        ("accounting", (f"{summary.starts} Start, {summary.interims} Interim-Update, "
+                        f"{summary.stops} Stop")),
         ("disconnects", str(summary.disconnects)),
         ("IMEI swaps", str(summary.imei_swaps)),
         ("usage", f"{_megabytes(summary.bytes_up)} up, {_megabytes(summary.bytes_down)} down"),

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .common import CliError, EXIT_USAGE, JsonFlag, open_database, out, print_json, state
+from .common import EXIT_USAGE, CliError, JsonFlag, open_database, out, print_json, state
 
 app = typer.Typer(help="Credentials of the network side (SMSC links, mediation), which reach "
                        "only /v1/network/*.", no_args_is_help=True)

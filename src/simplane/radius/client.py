@@ -116,7 +116,7 @@ class GatewayClient:
             self.sock.settimeout(remaining)
             try:
                 data, _ = self.sock.recvfrom(4096)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 return None
             except ConnectionRefusedError:  # an ICMP port unreachable from an earlier send
                 continue
@@ -165,7 +165,7 @@ class DisconnectListener:
         while not self._stop.is_set():
             try:
                 data, source = self.sock.recvfrom(4096)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
