@@ -11,11 +11,13 @@ from ..models import utcnow
 from .service import close_due_cycles
 
 log = logging.getLogger("simplane.billing")
+# Held by whoever closes cycles or loads usage in bulk: one at a time across processes.
+CLOSE_LOCK = "simplane:billing-close"
 
 
 def close_once(database: Database, grace_days: int) -> list[tuple[str, str]]:
     with database.transaction() as session:
-        advisory_lock(session, "simplane:billing-close")  # one closer across processes
+        advisory_lock(session, CLOSE_LOCK)  # one closer across processes
         closed = close_due_cycles(session, utcnow(), timedelta(days=grace_days))
     for account_id, period in closed:
         log.info("billing cycle closed", extra={"account_id": account_id, "period": period})

@@ -14,7 +14,10 @@ def parse_period(period: str) -> tuple[int, int]:
     match = _PERIOD.match(period)
     if not match:
         raise bad_field("period", f"{period!r} is not a billing cycle name such as 2026-01")
-    return int(match.group(1)), int(match.group(2))
+    year = int(match.group(1))
+    if not 1 <= year <= 9998:  # the cycle and the next one must be dates Python can hold
+        raise bad_field("period", f"{period!r} is out of range")
+    return year, int(match.group(2))
 
 
 def bounds(period: str) -> tuple[datetime, datetime]:

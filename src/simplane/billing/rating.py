@@ -2,8 +2,9 @@
 from the daily roll-ups, in one set-based query streamed row by row.
 
 A Thing pays the monthly fee when it was ACTIVE at any moment of the cycle: its state at the
-cycle's start (the last change before it) was ACTIVE, or it became ACTIVE during the cycle. So a
-Thing PROVISIONED or SUSPENDED for the whole cycle, or RETIRED before it began, pays none.
+cycle's start (the last change at or before it) was ACTIVE, or it became ACTIVE during the
+cycle. So a Thing PROVISIONED or SUSPENDED for the whole cycle, or RETIRED before it began (or at
+its first instant), pays none.
 Each charge is computed exactly and rounded once, half-up, to the currency's minor unit.
 """
 
@@ -59,7 +60,8 @@ def _rows(account_id: str, start: datetime, end: datetime, scope: Scope, after: 
     before = aliased(ThingStateChange)
     state_at_start = (
         select(before.to_state)
-        .where(before.thing_id == Thing.id, before.changed_at < start)
+        # `<=`: a change at the very first instant is the state the cycle starts in.
+        .where(before.thing_id == Thing.id, before.changed_at <= start)
         .order_by(before.changed_at.desc(), before.id.desc()).limit(1)
         .correlate(Thing).scalar_subquery())
     during = aliased(ThingStateChange)

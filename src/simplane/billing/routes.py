@@ -61,8 +61,7 @@ def get_report(
     if "text/csv" in request.headers.get("accept", ""):
         # Stream from a session of its own: the request's unit of work ends when this returns.
         database = request.app.state.database
-        service.report(session, service.ReportRequest(principal.account_id, period, scope, 1,
-                                                      None))  # validates before streaming
+        service.check_report(session, principal.account_id, period)  # before the 200 starts
 
         def rows():  # type: ignore[no-untyped-def]
             with database.transaction(read_only=True) as stream_session:

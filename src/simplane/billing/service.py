@@ -125,26 +125,42 @@ def _closed_lines(session: Session, account_id: str, period: str, scope: rating.
     return session.scalars(statement.execution_options(yield_per=2000))
 
 
+def _unfrozen(line: BillingLine, currency: str) -> rating.Line:
+    # The columns keep 6 decimals; the report shows the currency's minor unit, as when open.
+    def m(value: Decimal) -> Decimal:
+        return rating.money(value, currency)
+
+    return rating.Line(line.thing_id, line.iccid, line.things_group_id, m(line.monthly_fee),
+                       line.data_bytes, m(line.data_charge), line.sms_mt, line.sms_mo,
+                       m(line.sms_charge), m(line.total))
+
+
 def iter_lines(session: Session, account_id: str, period: str, scope: rating.Scope, *,
                after: str | None = None, limit: int | None = None,
-               now: datetime | None = None) -> Iterator[rating.Line | BillingLine]:
-    if is_closed(session, account_id, period):
-        yield from _closed_lines(session, account_id, period, scope, after, limit)
-        return
+               now: datetime | None = None) -> Iterator[rating.Line]:
     tariff = tariffs.tariff_for(session, account_id, period)
     assert tariff is not None
+    if is_closed(session, account_id, period):
+        for frozen in _closed_lines(session, account_id, period, scope, after, limit):
+            yield _unfrozen(frozen, tariff.currency)
+        return
     start, end = bounds(period)
     yield from rating.lines(session, account_id, start, end, tariff, scope, after=after,
                             limit=limit)
 
 
-def report(session: Session, request: ReportRequest, now: datetime | None = None) -> ReportOut:
-    now = now or utcnow()
-    _check_period(session, request.account_id, request.period, now)
-    tariff = tariffs.tariff_for(session, request.account_id, request.period)
+def check_report(session: Session, account_id: str, period: str,
+                 now: datetime | None = None) -> tariffs.Tariff:
+    """The tariff of a report that can be made; raises what a request for it must answer."""
+    _check_period(session, account_id, period, now or utcnow())
+    tariff = tariffs.tariff_for(session, account_id, period)
     if tariff is None:
-        raise precondition("no_tariff", f"account {request.account_id} has no tariff for "
-                           f"{request.period}")
+        raise precondition("no_tariff", f"account {account_id} has no tariff for {period}")
+    return tariff
+
+
+def report(session: Session, request: ReportRequest, now: datetime | None = None) -> ReportOut:
+    tariff = check_report(session, request.account_id, request.period, now)
     totals = _Sum()
     for line in iter_lines(session, request.account_id, request.period, request.scope):
         totals.add(line)
@@ -218,5 +234,5 @@ def attribution_day(session: Session, account_id: str, when: datetime,
     return when, False
 
 
-__all__ = ["ReportRequest", "attribution_day", "close_due_cycles", "csv_rows", "current_tariff",
-           "is_closed", "next_period", "report"]
+__all__ = ["ReportRequest", "attribution_day", "check_report", "close_due_cycles", "csv_rows",
+           "current_tariff", "is_closed", "next_period", "report"]
