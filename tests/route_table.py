@@ -21,9 +21,10 @@ import httpx
 from sqlalchemy import select
 
 from simplane.accounts.service import create_account
+from simplane.billing.cycles import period_of
 from simplane.core.ids import new_id
 from simplane.core.security import new_client_id
-from simplane.models import Base
+from simplane.models import Base, utcnow
 from simplane.radius import service as radius
 from simplane.radius.attributes import AccountingRequest
 
@@ -445,6 +446,11 @@ ROUTES: list[Route] = [
           lambda w: {"json": {"imsi": w.thing["imsi"], "text": w.unique("mo")}}),
     # events (api.md §11)
     Route("GET", "/v1/events", READERS),
+    # billing (api.md §9): every role reads it; tests/billing covers the reports themselves
+    Route("GET", "/v1/billing/tariff", EVERYONE),
+    Route("GET", "/v1/billing/reports", EVERYONE,
+          lambda w: {"params": {"period": period_of(utcnow())}}),
+    Route("GET", "/v1/billing/reports/current", EVERYONE),
 ]
 
 # Where each id kind can be read back, to compare its ETag before and after a foreign request.

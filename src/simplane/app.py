@@ -164,11 +164,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
         smsc = SmscWorker(database)
         smsc.start()
+        from .billing.closing import ClosingWorker
+
+        closer = ClosingWorker(database, settings.billing_grace_days)
+        closer.start()
         app.state.radius = radius
         try:
             yield
         finally:
             smsc.stop()
+            closer.stop()
             if worker is not None:
                 worker.stop()
             if radius is not None:
@@ -222,6 +227,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 def _include_routers(app: FastAPI) -> None:
     from .accounts.routes import router as accounts_router
+    from .billing.routes import router as billing_router
     from .events.routes import router as events_router
     from .firewall.routes import router as firewall_router
     from .groups.routes import router as groups_router
@@ -232,7 +238,7 @@ def _include_routers(app: FastAPI) -> None:
     from .users.routes import router as users_router
 
     for router in (users_router, accounts_router, things_router, groups_router, networks_router,
-                   firewall_router, sms_router, network_sms_router, events_router):
+                   firewall_router, sms_router, network_sms_router, billing_router, events_router):
         app.include_router(router, prefix="/v1")
 
 

@@ -94,6 +94,9 @@ def create_account(session: Session, settings: Settings, *, name: str, admin_ema
                       price_per_sms_mo=tariff.price_per_sms_mo)
     session.add(account)
     session.flush()
+    from ..billing.tariffs import record_initial
+
+    record_initial(session, account)
     allocation = _grant_allocation(session, settings, account.id, ip_allocation)
     session.flush()
 
@@ -175,6 +178,9 @@ def set_tariff(session: Session, account_id: str, **changes: object) -> Account:
     for key, value in vars(tariff).items():
         setattr(account, key, value)
     session.flush()
+    from ..billing.tariffs import record_change
+
+    record_change(session, account)
     return account
 
 

@@ -17,7 +17,7 @@ from typer.exceptions import Abort, Exit, TyperException
 from ..core.config import ConfigError
 from ..core.errors import AppError
 from ..things.service import InventoryRejected
-from . import accounts, demo, emulate, network, server, sims
+from . import accounts, demo, emulate, network, server, sims, usage
 from .common import EXIT_FAILURE, EXIT_USAGE, CliError, State, one_line
 
 
@@ -123,6 +123,7 @@ app.add_typer(sims.app, name="sims")
 app.add_typer(network.app, name="network-credentials")
 emulate.register(app)
 demo.register(app)
+usage.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     radius_disconnect_timeout: float = Field(2.0, gt=0, le=30)
     radius_disconnect_retries: int = Field(3, ge=1, le=10)
     radius_enabled: bool = True
+    billing_grace_days: int = Field(3, ge=0, le=60)
     rate_limit_per_second: float = Field(100.0, gt=0)
     rate_limit_burst: int = Field(200, ge=1)
     token_rate_limit_per_minute: int = Field(30, ge=1)

@@ -104,6 +104,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "nat_ip_exhausted": (412, "No public NAT address is left"),
     "not_attached": (412, "The Thing has no open data session"),
     "sms_not_allowed": (412, "The Thing may not use SMS (not ACTIVE, or services.sms off)"),
+    "no_tariff": (412, "The account has no tariff for that cycle"),
     "rate_limited": (429, "Too many requests; see Retry-After"),
     "internal_error": (500, "Unexpected error"),
     "service_unavailable": (503, "The database is unavailable; see Retry-After"),

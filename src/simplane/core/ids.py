@@ -37,6 +37,9 @@ PREFIXES = {
     "usage": "use",
     "imei": "imei",
     "sms": "sms",
+    "tariff": "trf",
+    "billing_cycle": "cyc",
+    "billing_line": "bln",
     "network_credential": "ncr",
 }
 

@@ -2,6 +2,7 @@
 
 from .account import Account, IpAllocation, IpPool, Network
 from .base import Base, utcnow
+from .billing import BillingCycle, BillingLine, TariffVersion
 from .event import AuditEntry, Event, IdempotencyRecord
 from .firewall import FirewallRule, IpProfile
 from .networking import IpLease, NatRule, Route, VpnTunnel
@@ -14,6 +15,8 @@ __all__ = [
     "Account",
     "AuditEntry",
     "Base",
+    "BillingCycle",
+    "BillingLine",
     "Credential",
     "DataSession",
     "Event",
@@ -29,6 +32,7 @@ __all__ = [
     "NetworkCredential",
     "Route",
     "SmsMessage",
+    "TariffVersion",
     "Thing",
     "ThingStateChange",
     "ThingTag",

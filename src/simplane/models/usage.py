@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, IdColumn, UTCDateTime, account_column, created_column, id_column
@@ -59,6 +59,8 @@ class UsageRecord(Base):
     recorded_at: Mapped[datetime] = created_column()
     bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Reported for a cycle already CLOSED: counted in the open cycle instead.
+    late: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class UsageDaily(Base):

@@ -227,18 +227,24 @@ def _count(session: Session, thing: Thing, record: DataSession, request: Account
     record.bytes_up = request.input_octets
     record.bytes_down = request.output_octets
     record.last_update_at = max(record.last_update_at, when)
+    late = add_daily(session, thing.account_id, thing.id, when, bytes_up=up, bytes_down=down)
     session.add(UsageRecord(id=new_id("usage"), account_id=thing.account_id, thing_id=thing.id,
                             session_id=record.id, recorded_at=when, bytes_up=up,
-                            bytes_down=down))
-    add_daily(session, thing.account_id, thing.id, when, bytes_up=up, bytes_down=down)
+                            bytes_down=down, late=late))
 
 
 def add_daily(session: Session, account_id: str, thing_id: str, when: datetime, *,
-              bytes_up: int = 0, bytes_down: int = 0, sms_mt: int = 0, sms_mo: int = 0) -> None:
+              bytes_up: int = 0, bytes_down: int = 0, sms_mt: int = 0, sms_mo: int = 0) -> bool:
+    """Add usage to the Thing's day; True when it was late (its cycle already CLOSED, so it
+    counts today, in the open cycle)."""
+    from ..billing.service import attribution_day
+
+    when, late = attribution_day(session, account_id, when)
     upsert(session, UsageDaily,
            {"thing_id": thing_id, "day": when.date(), "account_id": account_id,
             "bytes_up": bytes_up, "bytes_down": bytes_down, "sms_mt": sms_mt, "sms_mo": sms_mo},
            keys=("thing_id", "day"), increment=("bytes_up", "bytes_down", "sms_mt", "sms_mo"))
+    return late
 
 
 def _close(session: Session, thing: Thing, record: DataSession, when: datetime,
