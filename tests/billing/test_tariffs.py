@@ -22,8 +22,9 @@ def test_a_change_is_scheduled_for_the_next_cycle(new_tenant, backend):  # type:
     tenant = new_tenant(monthly_fee=Decimal("1.50"), price_per_mb=Decimal("0.0125"),
                         price_per_sms_mt=Decimal("0.05"), price_per_sms_mo=Decimal(0))
     now = period_of(utcnow())
-    initial = {"currency": "EUR", "monthly_fee": "1.5", "price_per_mb": "0.0125",
-               "price_per_sms_mt": "0.05", "price_per_sms_mo": "0", "effective_from": now}
+    # Money shows at least the currency's minor unit, more where the price has it.
+    initial = {"currency": "EUR", "monthly_fee": "1.50", "price_per_mb": "0.0125",
+               "price_per_sms_mt": "0.05", "price_per_sms_mo": "0.00", "effective_from": now}
     assert tariff(tenant.client("billing")) == {**initial, "next": None}
 
     thing = tenant.things(1)[0]
@@ -32,7 +33,7 @@ def test_a_change_is_scheduled_for_the_next_cycle(new_tenant, backend):  # type:
     with backend.database.transaction() as session:
         set_tariff(session, tenant.account_id, monthly_fee=Decimal(3),
                    price_per_mb=Decimal("0.02"))
-    scheduled = {**initial, "monthly_fee": "3", "price_per_mb": "0.02",
+    scheduled = {**initial, "monthly_fee": "3.00", "price_per_mb": "0.02",
                  "effective_from": next_period(now)}
     assert tariff(tenant.admin) == {**initial, "next": scheduled}
     # The open cycle keeps the price it began with.
@@ -60,6 +61,7 @@ def test_each_cycle_is_rated_at_the_version_in_force(new_tenant, backend):  # ty
 
     assert report(tenant.admin, "2025-02")["totals"]["total"] == "1.10"
     assert report(tenant.admin, "2025-03")["totals"]["total"] == "4.10"
-    assert tariff(tenant.admin) == {"currency": "EUR", "monthly_fee": "4", "price_per_mb": "0.1",
-                                    "price_per_sms_mt": "0", "price_per_sms_mo": "0",
+    assert tariff(tenant.admin) == {"currency": "EUR", "monthly_fee": "4.00",
+                                    "price_per_mb": "0.10", "price_per_sms_mt": "0.00",
+                                    "price_per_sms_mo": "0.00",
                                     "effective_from": "2025-03", "next": None}

@@ -23,11 +23,21 @@ def _text(value: Decimal) -> str:
     return format(value, "f")
 
 
+def _price(value: Decimal, currency: str) -> str:
+    """At least the currency's minor unit ("2.00"), more only where the price has it
+    ("0.0125" per MB)."""
+    minor = rating.quantum(currency)
+    trimmed = value.normalize()
+    return _text(trimmed if trimmed.as_tuple().exponent < minor.as_tuple().exponent  # type: ignore[operator]
+                 else value.quantize(minor))
+
+
 def tariff_out(tariff: tariffs.Tariff) -> TariffOut:
-    return TariffOut(currency=tariff.currency, monthly_fee=_text(tariff.monthly_fee.normalize()),
-                     price_per_mb=_text(tariff.price_per_mb.normalize()),
-                     price_per_sms_mt=_text(tariff.price_per_sms_mt.normalize()),
-                     price_per_sms_mo=_text(tariff.price_per_sms_mo.normalize()),
+    currency = tariff.currency
+    return TariffOut(currency=currency, monthly_fee=_price(tariff.monthly_fee, currency),
+                     price_per_mb=_price(tariff.price_per_mb, currency),
+                     price_per_sms_mt=_price(tariff.price_per_sms_mt, currency),
+                     price_per_sms_mo=_price(tariff.price_per_sms_mo, currency),
                      effective_from=tariff.effective_from)
 
 

@@ -95,8 +95,9 @@ class Database:
         self.engine.dispose()
 
 
-def advisory_lock(session: Session, name: str) -> None:
-    """Serialise a critical section across processes until the transaction ends.
+def advisory_lock(session: Session, name: str, *, shared: bool = False) -> None:
+    """Serialise a critical section across processes until the transaction ends (`shared`:
+    many holders at once, excluding only the exclusive holder).
 
     PostgreSQL: a transaction-scoped advisory lock. SQLite: writers already hold the database's
     single write lock from BEGIN IMMEDIATE, so nothing more is needed.
@@ -104,7 +105,8 @@ def advisory_lock(session: Session, name: str) -> None:
     if is_postgres(session):
         from sqlalchemy import text
 
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        session.execute(text(f"SELECT {function}(hashtext(:name))"), {"name": name})
 
 
 def upsert(session: Session, model, values: dict, *, keys: tuple[str, ...],  # type: ignore[no-untyped-def]

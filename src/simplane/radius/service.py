@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..core.config import Settings
-from ..core.db import upsert
+from ..core.db import advisory_lock, upsert
 from ..core.ids import new_id
 from ..events import service as events
 from ..models import (
@@ -237,8 +237,12 @@ def add_daily(session: Session, account_id: str, thing_id: str, when: datetime, 
               bytes_up: int = 0, bytes_down: int = 0, sms_mt: int = 0, sms_mo: int = 0) -> bool:
     """Add usage to the Thing's day; True when it was late (its cycle already CLOSED, so it
     counts today, in the open cycle)."""
+    from ..billing.closing import CLOSE_LOCK
     from ..billing.service import attribution_day
 
+    # Shared with every other usage writer, exclusive for the closer: usage never lands in a
+    # cycle while it is being frozen.
+    advisory_lock(session, CLOSE_LOCK, shared=True)
     when, late = attribution_day(session, account_id, when)
     upsert(session, UsageDaily,
            {"thing_id": thing_id, "day": when.date(), "account_id": account_id,
