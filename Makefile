@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# Two workers: one per core; each builds its own databases, so they never meet.
 PYTEST_ARGS ?=
 
 .PHONY: run test bench install clean
@@ -25,7 +26,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@bash scripts/install-system-deps.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
