@@ -7,6 +7,9 @@ import base64
 
 import httpx
 import pytest
+
+from simplane.billing.cycles import period_of
+from simplane.models import utcnow
 from argon2 import PasswordHasher
 from route_table import PSK, ROUTES, activate, furnish
 from sqlalchemy import select
@@ -204,7 +207,9 @@ def test_a_viewer_never_sees_a_secret(tenant) -> None:  # type: ignore[no-untype
     for route in ROUTES:
         if route.method != "GET":
             continue
-        params = {"iccid": thing["iccid"]} if route.path == "/v1/things/lookup" else {}
+        params = ({"iccid": thing["iccid"]} if route.path == "/v1/things/lookup"
+                  else {"period": period_of(utcnow())} if route.path == "/v1/billing/reports"
+                  else {})
         path = route.path.format(**{name: ids[kind] for name, kind in route.kinds.items()})
         answer = viewer.client.get(path, params=params)
         assert answer.status_code in (200, 302, 403), (route, answer.text)
