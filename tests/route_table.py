@@ -72,6 +72,10 @@ class Estate:
     profile: dict
     firewall_rule: dict
     sms: dict  # to the tenant's ACTIVE Thing
+    # A dry run (COMPLETED at once) and a disabled webhook: no worker of a lifespan-on server on
+    # this database ever changes them while the matrix compares the account's rows.
+    bulk_action: dict = field(default_factory=dict)
+    webhook: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -169,6 +173,10 @@ class World:
         tenant = tenant or self.a
         return created(tenant.admin.post("/v1/ip-profiles", json={"name": self.unique("ipp")}))
 
+    def fresh_webhook(self, tenant: Tenant | None = None) -> dict:
+        tenant = tenant or self.a
+        return created(tenant.admin.post("/v1/webhooks", json=WEBHOOK_BODY))
+
     def fresh_firewall_rule(self, profile_id: str, tenant: Tenant | None = None) -> dict:
         tenant = tenant or self.a
         return created(tenant.admin.post(f"/v1/ip-profiles/{profile_id}/rules", json={
@@ -221,7 +229,16 @@ def furnish(world: World, tenant: Tenant, active: dict) -> Estate:
                   world.fresh_nat_rule(network["id"], nat_thing["id"], tenant),
                   world.fresh_tunnel(network["id"], tenant), profile,
                   world.fresh_firewall_rule(profile["id"], tenant),
-                  sent(admin.post(f"/v1/things/{active['id']}/sms", json={"text": "hello"})))
+                  sent(admin.post(f"/v1/things/{active['id']}/sms", json={"text": "hello"})),
+                  sent(admin.post("/v1/bulk-actions", json=bulk_body(active["id"]))),
+                  world.fresh_webhook(tenant))
+
+
+def bulk_body(thing_id: str) -> dict:
+    return {"action": "SUSPEND", "target": {"thing_ids": [thing_id]}, "dry_run": True}
+
+
+WEBHOOK_BODY = {"url": "http://127.0.0.1:9/matrix", "enabled": False}
 
 
 def sent(response: httpx.Response) -> dict:
@@ -285,6 +302,10 @@ PARAMS: dict[str, Param] = {
                    lambda w: w.theirs.firewall_rule["id"], lambda: new_id("firewall_rule")),
     "sms": Param(lambda w: w.mine.sms["id"], lambda w, _: w.mine.sms["id"],
                  lambda w: w.theirs.sms["id"], lambda: new_id("sms")),
+    "bulk-actions": Param(lambda w: w.mine.bulk_action["id"], lambda w, _: w.mine.bulk_action["id"],
+                          lambda w: w.theirs.bulk_action["id"], lambda: new_id("bulk_action")),
+    "webhooks": Param(lambda w: w.mine.webhook["id"], lambda w, _: w.fresh_webhook()["id"],
+                      lambda w: w.theirs.webhook["id"], lambda: new_id("webhook")),
 }
 
 
@@ -435,14 +456,29 @@ ROUTES: list[Route] = [
     # whatever its role. tests/sms/test_network.py covers the network credential's side.
     Route("POST", "/v1/network/sms", frozenset(),
           lambda w: {"json": {"imsi": w.thing["imsi"], "text": w.unique("mo")}}),
-    # events (api.md §11)
+    # Bulk actions (api.md §10): bulk:read / bulk:write; cancelling the finished dry run is a
+    # no-op that answers it
+    Route("POST", "/v1/bulk-actions", WRITERS, lambda w: {"json": bulk_body(w.thing["id"])}),
+    Route("GET", "/v1/bulk-actions", READERS),
+    Route("GET", "/v1/bulk-actions/{bulk_action_id}", READERS),
+    Route("GET", "/v1/bulk-actions/{bulk_action_id}/items", READERS),
+    Route("POST", "/v1/bulk-actions/{bulk_action_id}/cancel", WRITERS),
+    # events and webhooks (api.md §11): webhooks:read / webhooks:write
     Route("GET", "/v1/events", READERS),
+    Route("GET", "/v1/webhooks", READERS),
+    Route("POST", "/v1/webhooks", WRITERS, lambda w: {"json": WEBHOOK_BODY}),
+    Route("GET", "/v1/webhooks/{webhook_id}", READERS),
+    Route("PATCH", "/v1/webhooks/{webhook_id}", WRITERS,
+          lambda w: {"json": {"url": f"http://127.0.0.1:9/{w.unique('hook')}"}}),
+    Route("DELETE", "/v1/webhooks/{webhook_id}", WRITERS, destroys=True),
+    Route("GET", "/v1/webhooks/{webhook_id}/deliveries", READERS),
 ]
 
 # Where each id kind can be read back, to compare its ETag before and after a foreign request.
 READ_BACK = {"things": "/v1/things/{}", "things-groups": "/v1/things-groups/{}",
              "users": "/v1/users/{}", "networks": "/v1/networks/{}",
-             "ip-profiles": "/v1/ip-profiles/{}", "sms": "/v1/sms/{}"}
+             "ip-profiles": "/v1/ip-profiles/{}", "sms": "/v1/sms/{}",
+             "bulk-actions": "/v1/bulk-actions/{}", "webhooks": "/v1/webhooks/{}"}
 
 # Rows that are not the account's state: who called, and the replay cache of POSTs.
 _NOT_STATE = {"audit_log", "idempotency_keys"}

@@ -171,7 +171,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         closer.start()
         from .bulk.worker import BulkWorker
 
-        bulk = BulkWorker(database)
+        bulk = BulkWorker(database, stale_after=timedelta(seconds=settings.bulk_stale_seconds))
         bulk.start()
         from .webhooks.delivery import DeliveryWorker
 

@@ -12,7 +12,8 @@ MAX_THING_IDS = 100_000
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON true/false only for booleans ("yes", 1 and "true" are type errors, not guesses).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TagTarget(StrictModel):

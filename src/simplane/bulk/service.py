@@ -115,7 +115,14 @@ def _target_query(session: Session, account_id: str, body: BulkActionCreate) -> 
         return statement.where(Thing.things_group_id.in_(target.things_group_ids))
     assert target.filter is not None
     f = target.filter
-    validate_filters(iccid=f.iccid, imsi=f.imsi, imei=f.imei, ip_address=f.ip_address)
+    try:
+        validate_filters(iccid=f.iccid, imsi=f.imsi, imei=f.imei, ip_address=f.ip_address,
+                         tags=f.tag or ())
+    except AppError as error:  # name the body field, not the list's query parameter
+        for field_error in error.errors:
+            field_error.field = f"target.filter.{field_error.field}"
+        error.detail = "; ".join(f"{e.field}: {e.message}" for e in error.errors)
+        raise
     return things_repository.things_query(
         account_id, state=f.state, things_group_id=f.things_group_id, tags=f.tag or (),
         iccid=f.iccid, imsi=f.imsi, imei=f.imei, ip_address=f.ip_address,
@@ -205,12 +212,20 @@ def _finish(session: Session, job: BulkAction, status: str, now: datetime) -> No
 
 # --- the worker side -----------------------------------------------------------------------
 
-def claim_job(session: Session, owner: str) -> str | None:
+def claimable(now: datetime, stale_after: timedelta = STALE_AFTER,  # type: ignore[no-untyped-def]
+              owner: str | None = None):
+    """QUEUED jobs, RUNNING ones whose worker stopped beating (a crashed process), and the
+    caller's own RUNNING job (its loop broke on an error: a worker runs one job at a time)."""
+    running = BulkAction.heartbeat_at < now - stale_after
+    if owner is not None:
+        running = running | (BulkAction.owner == owner)
+    return (BulkAction.status == "QUEUED") | ((BulkAction.status == "RUNNING") & running)
+
+
+def claim_job(session: Session, owner: str, stale_after: timedelta = STALE_AFTER) -> str | None:
     now = utcnow()
     job = session.scalar(claim(session, select(BulkAction).where(
-        (BulkAction.status == "QUEUED")
-        | ((BulkAction.status == "RUNNING") & (BulkAction.heartbeat_at < now - STALE_AFTER)))
-        .order_by(BulkAction.id).limit(1)))
+        claimable(now, stale_after, owner)).order_by(BulkAction.id).limit(1)))
     if job is None:
         return None
     job.status = "RUNNING"
@@ -219,6 +234,13 @@ def claim_job(session: Session, owner: str) -> str | None:
     job.started_at = job.started_at or now
     session.flush()
     return job.id
+
+
+def release_job(session: Session, job_id: str, owner: str) -> None:
+    """A worker stopping cleanly hands its job back at once, not after `stale_after`."""
+    session.execute(update(BulkAction).where(
+        BulkAction.id == job_id, BulkAction.owner == owner, BulkAction.status == "RUNNING")
+        .values(status="QUEUED", owner=None))
 
 
 @dataclass

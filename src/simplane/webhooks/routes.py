@@ -79,6 +79,7 @@ def delete_webhook(webhook_id: str, principal: Writer, session: DbSession,
 
     session.execute(delete(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id))
     session.delete(webhook)
+    service.forget_subscribers(session)
     return Response(status_code=204)
 
 

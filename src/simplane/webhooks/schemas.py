@@ -13,7 +13,8 @@ Secret = Annotated[str, Field(min_length=16, max_length=256)]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON true/false only for booleans ("yes", 1 and "true" are type errors, not guesses).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class WebhookCreate(StrictModel):

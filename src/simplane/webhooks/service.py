@@ -13,7 +13,7 @@ import secrets
 import time
 from typing import Any
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from ..core import crypto
@@ -22,9 +22,12 @@ from ..core.ids import new_id
 from ..models import Event, Webhook, WebhookDelivery, utcnow
 from .schemas import WebhookCreate, WebhookOut, WebhookPatch
 
+_SUBSCRIBERS = "webhook_subscribers"
+
 
 def _types_text(types: list[str]) -> str:
-    return "," + ",".join(sorted(set(types))) + ","
+    # "," alone means every type (not ",,", which no event type would ever match).
+    return ",".join(["", *sorted(set(types)), ""]) if types else ","
 
 
 def view(webhook: Webhook) -> WebhookOut:
@@ -42,6 +45,7 @@ def create(session: Session, secret_key: str, account_id: str,
                       secret_encrypted=crypto.encrypt(secret_key, secret))
     session.add(webhook)
     session.flush()
+    forget_subscribers(session)
     return webhook, secret
 
 
@@ -56,6 +60,7 @@ def update(session: Session, secret_key: str, webhook: Webhook, body: WebhookPat
         webhook.secret_encrypted = crypto.encrypt(secret_key, body.secret)
     webhook.updated_at = utcnow()
     session.flush()
+    forget_subscribers(session)
 
 
 def require(session: Session, account_id: str, webhook_id: str, *,
@@ -83,19 +88,32 @@ def payload(event: Event) -> str:
                        "data": event.data}, separators=(",", ":"), default=str)
 
 
+def forget_subscribers(session: Session) -> None:
+    session.info.pop(_SUBSCRIBERS, None)
+
+
+def _subscribers(session: Session, account_id: str, event_type: str) -> list[str]:
+    # Read once per account and session, not per event: a bulk action emits thousands of events
+    # in one transaction, and a query per event would also flush the session every time.
+    cache = session.info.setdefault(_SUBSCRIBERS, {})
+    if account_id not in cache:
+        cache[account_id] = list(session.execute(select(Webhook.id, Webhook.event_types).where(
+            Webhook.account_id == account_id, Webhook.enabled.is_(True))))
+    return [webhook_id for webhook_id, types in cache[account_id]
+            if types == "," or f",{event_type}," in types]
+
+
 def enqueue(session: Session, event: Event) -> None:
     """One outbox row per subscribed, enabled webhook, in the event's own transaction."""
-    subscribers = list(session.scalars(select(Webhook.id).where(
-        Webhook.account_id == event.account_id, Webhook.enabled.is_(True),
-        (Webhook.event_types == ",") | Webhook.event_types.like(f"%,{event.type},%"))))
+    subscribers = _subscribers(session, event.account_id, event.type)
     if not subscribers:
         return
     body = payload(event)
     now = utcnow()
-    session.execute(insert(WebhookDelivery), [
-        {"id": new_id("delivery"), "account_id": event.account_id, "webhook_id": webhook_id,
-         "event_id": event.id, "event_type": event.type, "payload": body, "status": "PENDING",
-         "attempts": 0, "next_attempt_at": now, "created_at": now}
+    session.add_all([
+        WebhookDelivery(id=new_id("delivery"), account_id=event.account_id, webhook_id=webhook_id,
+                        event_id=event.id, event_type=event.type, payload=body, status="PENDING",
+                        attempts=0, next_attempt_at=now, created_at=now)
         for webhook_id in subscribers])
 
 
