@@ -153,13 +153,18 @@ class Estate:
     profile: dict
     firewall_rule: dict
     sms: dict  # to the tenant's ACTIVE Thing
+    # A dry run (COMPLETED at once) and a disabled webhook: no worker of a lifespan-on server on
+    # this database ever changes them while the matrix compares the account's rows.
+    bulk_action: dict
+    webhook: dict
 
     def ids(self) -> dict[str, str]:
         """Each resource's id by the collection it sits in (a PARAMS key)."""
         return {"networks": self.network["id"], "ip-pools": self.pool["id"],
                 "routes": self.route["id"], "nat-rules": self.nat_rule["id"],
                 "vpn-tunnels": self.tunnel["id"], "ip-profiles": self.profile["id"],
-                "rules": self.firewall_rule["id"], "sms": self.sms["id"]}
+                "rules": self.firewall_rule["id"], "sms": self.sms["id"],
+                "bulk-actions": self.bulk_action["id"], "webhooks": self.webhook["id"]}
 
 
 def furnish(tenant: Tenant, active: dict) -> Estate:
@@ -177,10 +182,24 @@ def furnish(tenant: Tenant, active: dict) -> Estate:
     sms = admin.post(f"/v1/things/{active['id']}/sms", json={"text": "hello"})
     assert sms.status_code == 202, sms.text
     profile = add_profile(tenant)
+    bulk = admin.post("/v1/bulk-actions", json=bulk_body(active["id"]))
+    assert bulk.status_code == 202, bulk.text
     return Estate(network, pool, nat_thing, add_route(tenant, network["id"]),
                   add_nat_rule(tenant, network["id"], nat_thing["id"]),
                   add_tunnel(tenant, network["id"]), profile,
-                  add_firewall_rule(tenant, profile["id"]), sms.json())
+                  add_firewall_rule(tenant, profile["id"]), sms.json(), bulk.json(),
+                  add_webhook(tenant))
+
+
+def bulk_body(thing_id: str) -> dict:
+    return {"action": "SUSPEND", "target": {"thing_ids": [thing_id]}, "dry_run": True}
+
+
+WEBHOOK_BODY = {"url": "http://127.0.0.1:9/matrix", "enabled": False}
+
+
+def add_webhook(tenant: Tenant) -> dict:
+    return created(tenant.admin.post("/v1/webhooks", json=WEBHOOK_BODY))
 
 
 @dataclass
@@ -294,6 +313,11 @@ PARAMS: dict[str, Param] = {
                    lambda w: w.theirs.firewall_rule["id"], lambda: new_id("firewall_rule")),
     "sms": Param(lambda w: w.mine.sms["id"], lambda w, _: w.mine.sms["id"],
                  lambda w: w.theirs.sms["id"], lambda: new_id("sms")),
+    "bulk-actions": Param(lambda w: w.mine.bulk_action["id"],
+                          lambda w, _: w.mine.bulk_action["id"],
+                          lambda w: w.theirs.bulk_action["id"], lambda: new_id("bulk_action")),
+    "webhooks": Param(lambda w: w.mine.webhook["id"], lambda w, _: add_webhook(w.a)["id"],
+                      lambda w: w.theirs.webhook["id"], lambda: new_id("webhook")),
 }
 
 
@@ -451,12 +475,28 @@ ROUTES: list[Route] = [
     Route("GET", "/v1/billing/reports", EVERYONE,
           lambda w: {"params": {"period": period_of(utcnow())}}),
     Route("GET", "/v1/billing/reports/current", EVERYONE),
+    # Bulk actions (api.md §10): bulk:read / bulk:write; cancelling the finished dry run is a
+    # no-op that answers it
+    Route("POST", "/v1/bulk-actions", WRITERS, lambda w: {"json": bulk_body(w.thing["id"])}),
+    Route("GET", "/v1/bulk-actions", READERS),
+    Route("GET", "/v1/bulk-actions/{bulk_action_id}", READERS),
+    Route("GET", "/v1/bulk-actions/{bulk_action_id}/items", READERS),
+    Route("POST", "/v1/bulk-actions/{bulk_action_id}/cancel", WRITERS),
+    # webhooks (api.md §11): webhooks:read / webhooks:write
+    Route("GET", "/v1/webhooks", READERS),
+    Route("POST", "/v1/webhooks", WRITERS, lambda w: {"json": WEBHOOK_BODY}),
+    Route("GET", "/v1/webhooks/{webhook_id}", READERS),
+    Route("PATCH", "/v1/webhooks/{webhook_id}", WRITERS,
+          lambda w: {"json": {"url": f"http://127.0.0.1:9/{w.unique('hook')}"}}),
+    Route("DELETE", "/v1/webhooks/{webhook_id}", WRITERS, destroys=True),
+    Route("GET", "/v1/webhooks/{webhook_id}/deliveries", READERS),
 ]
 
 # Where each id kind can be read back, to compare its ETag before and after a foreign request.
 READ_BACK = {"things": "/v1/things/{}", "things-groups": "/v1/things-groups/{}",
              "users": "/v1/users/{}", "networks": "/v1/networks/{}",
-             "ip-profiles": "/v1/ip-profiles/{}", "sms": "/v1/sms/{}"}
+             "ip-profiles": "/v1/ip-profiles/{}", "sms": "/v1/sms/{}",
+             "bulk-actions": "/v1/bulk-actions/{}", "webhooks": "/v1/webhooks/{}"}
 
 # Rows that are not the account's state: who called, and the replay cache of POSTs.
 _NOT_STATE = {"audit_log", "idempotency_keys"}

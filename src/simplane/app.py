@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -168,12 +169,25 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
         closer = ClosingWorker(database, settings.billing_grace_days)
         closer.start()
+        from .bulk.worker import BulkWorker
+
+        bulk = BulkWorker(database, stale_after=timedelta(seconds=settings.bulk_stale_seconds))
+        bulk.start()
+        from .webhooks.delivery import DeliveryWorker
+
+        deliveries = DeliveryWorker(
+            database, settings.resolved_secret_key(), timeout=settings.webhook_timeout_seconds,
+            base_seconds=settings.webhook_retry_base_seconds,
+            max_age=timedelta(seconds=settings.webhook_retry_max_age_seconds))
+        deliveries.start()
         app.state.radius = radius
         try:
             yield
         finally:
             smsc.stop()
             closer.stop()
+            bulk.stop()
+            deliveries.stop()
             if worker is not None:
                 worker.stop()
             if radius is not None:
@@ -228,6 +242,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 def _include_routers(app: FastAPI) -> None:
     from .accounts.routes import router as accounts_router
     from .billing.routes import router as billing_router
+    from .bulk.routes import router as bulk_router
+    from .webhooks.routes import router as webhooks_router
     from .events.routes import router as events_router
     from .firewall.routes import router as firewall_router
     from .groups.routes import router as groups_router
@@ -238,7 +254,7 @@ def _include_routers(app: FastAPI) -> None:
     from .users.routes import router as users_router
 
     for router in (users_router, accounts_router, things_router, groups_router, networks_router,
-                   firewall_router, sms_router, network_sms_router, billing_router, events_router):
+                   firewall_router, sms_router, network_sms_router, billing_router, bulk_router, webhooks_router, events_router):
         app.include_router(router, prefix="/v1")
 
 

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     radius_disconnect_retries: int = Field(3, ge=1, le=10)
     radius_enabled: bool = True
     billing_grace_days: int = Field(3, ge=0, le=60)
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    webhook_retry_base_seconds: float = Field(10.0, gt=0, le=3600)
+    webhook_retry_max_age_seconds: int = Field(86400, ge=1, le=7 * 86400)
+    bulk_stale_seconds: float = Field(60.0, gt=0, le=3600)
     rate_limit_per_second: float = Field(100.0, gt=0)
     rate_limit_burst: int = Field(200, ge=1)
     token_rate_limit_per_minute: int = Field(30, ge=1)

@@ -25,6 +25,9 @@ def emit(session: Session, account_id: str, event_type: str, *, thing_id: str | 
     event = Event(id=new_id("event"), account_id=account_id, type=event_type, thing_id=thing_id,
                   data=data or {}, occurred_at=occurred_at or utcnow())
     session.add(event)
+    from ..webhooks.service import enqueue
+
+    enqueue(session, event)
     return event
 
 

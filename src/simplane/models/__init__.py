@@ -4,6 +4,7 @@ from .account import Account, IpAllocation, IpPool, Network
 from .base import Base, utcnow
 from .billing import BillingCycle, BillingLine, TariffVersion
 from .event import AuditEntry, Event, IdempotencyRecord
+from .jobs import BulkAction, BulkActionItem, Webhook, WebhookDelivery
 from .firewall import FirewallRule, IpProfile
 from .networking import IpLease, NatRule, Route, VpnTunnel
 from .thing import Thing, ThingsGroup, ThingStateChange, ThingTag
@@ -16,6 +17,8 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BillingCycle",
+    "BulkAction",
+    "BulkActionItem",
     "BillingLine",
     "Credential",
     "DataSession",
@@ -41,5 +44,7 @@ __all__ = [
     "UsageRecord",
     "User",
     "VpnTunnel",
+    "Webhook",
+    "WebhookDelivery",
     "utcnow",
 ]

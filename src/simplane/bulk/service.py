@@ -1,0 +1,366 @@
+"""Bulk actions: one request, up to millions of Things, each with the single-Thing rules.
+
+Creating a job resolves its target in one INSERT ... SELECT into `bulk_action_items`. Workers
+in the `serve` processes claim jobs through the database and process PENDING items in batches:
+the batch's changes and its items' outcomes commit together, so a crash repeats no Thing and
+loses none (the next claim resumes the PENDING items).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, delete, exists, func, insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from ..core.auth import Principal
+from ..core.db import claim
+from ..core.errors import AppError, bad_field, not_found, unknown_reference
+from ..core.ids import new_id
+from ..events import service as events
+from ..models import BulkAction, BulkActionItem, Thing, ThingsGroup, ThingTag, utcnow
+from ..things import repository as things_repository
+from ..things.schemas import TAG_PATTERN, ServicesPatch, ThingPatch
+from ..things.service import Actor, change_state, patch_thing, validate_filters
+from .schemas import BulkActionCreate, BulkActionOut
+
+BATCH_SIZE = 500
+STALE_AFTER = timedelta(seconds=60)
+STATE_ACTIONS = {"ACTIVATE": "ACTIVE", "SUSPEND": "SUSPENDED", "RETIRE": "RETIRED"}
+_TAG = re.compile(TAG_PATTERN)
+
+
+def view(job: BulkAction) -> BulkActionOut:
+    return BulkActionOut.model_validate(job, from_attributes=True)
+
+
+def _tags(params: dict[str, Any]) -> list[str]:
+    tags = params.get("tags")
+    if not isinstance(tags, list) or not tags or len(tags) > 50:
+        raise bad_field("params.tags", "must be a list of 1 to 50 tags")
+    for index, tag in enumerate(tags):
+        if not isinstance(tag, str) or not _TAG.match(tag):
+            raise bad_field(f"params.tags.{index}", f"{tag!r} is not a tag "
+                            "(letters, digits, _ . : -, at most 64)")
+    return sorted(set(tags))
+
+
+def validate_params(session: Session, account_id: str, action: str,
+                    params: dict[str, Any]) -> dict[str, Any]:
+    if action in STATE_ACTIONS:
+        if params:
+            raise bad_field("params", f"{action} takes no params")
+        return {}
+    if action == "MOVE_TO_GROUP":
+        group_id = params.get("things_group_id")
+        if set(params) != {"things_group_id"} or not isinstance(group_id, str):
+            raise bad_field("params", "MOVE_TO_GROUP takes exactly {things_group_id}")
+        if session.scalar(select(ThingsGroup.id).where(ThingsGroup.account_id == account_id,
+                                                       ThingsGroup.id == group_id)) is None:
+            raise unknown_reference("params.things_group_id", group_id)
+        return {"things_group_id": group_id}
+    if action in ("ADD_TAGS", "REMOVE_TAGS"):
+        if set(params) != {"tags"}:
+            raise bad_field("params", f"{action} takes exactly {{tags}}")
+        return {"tags": _tags(params)}
+    if action == "SET_SERVICES":
+        try:
+            services = ServicesPatch.model_validate(params, strict=True)
+        except ValueError as exc:
+            raise bad_field("params", f"SET_SERVICES takes {{data, sms}} booleans ({exc})") from None
+        if not services.model_fields_set:
+            raise bad_field("params", "SET_SERVICES needs data and/or sms")
+        return services.model_dump(exclude_unset=True)
+    # SEND_SMS: validated exactly as a single message would be, once for all Things.
+    from ..sms.schemas import SmsSend
+    from ..sms.service import encode
+
+    try:
+        message = SmsSend.model_validate(params)
+    except ValueError as exc:
+        raise bad_field("params", f"SEND_SMS takes {{text | data_base64, encoding, "
+                        f"validity_seconds}} ({exc})") from None
+    encode(message.text, message.data_base64, message.encoding)
+    return message.model_dump(exclude_none=True)
+
+
+def _target_query(session: Session, account_id: str, body: BulkActionCreate) -> Select[Any]:
+    target = body.target
+    statement = select(Thing.id).where(Thing.account_id == account_id)
+    if target.tags is not None:
+        tags = target.tags.all or target.tags.any
+        for index, tag in enumerate(tags):
+            if not _TAG.match(tag):
+                raise bad_field(f"target.tags.{index}", f"{tag!r} is not a tag")
+        if target.tags.all is not None:
+            for tag in set(tags):
+                statement = statement.where(exists().where(
+                    ThingTag.thing_id == Thing.id, ThingTag.account_id == account_id,
+                    ThingTag.tag == tag))
+        else:
+            statement = statement.where(exists().where(
+                ThingTag.thing_id == Thing.id, ThingTag.account_id == account_id,
+                ThingTag.tag.in_(tags)))
+        return statement
+    if target.things_group_ids is not None:
+        found = set(session.scalars(select(ThingsGroup.id).where(
+            ThingsGroup.account_id == account_id, ThingsGroup.id.in_(target.things_group_ids))))
+        missing = [g for g in target.things_group_ids if g not in found]
+        if missing:
+            raise unknown_reference("target.things_group_ids", missing[0])
+        return statement.where(Thing.things_group_id.in_(target.things_group_ids))
+    assert target.filter is not None
+    f = target.filter
+    try:
+        validate_filters(iccid=f.iccid, imsi=f.imsi, imei=f.imei, ip_address=f.ip_address,
+                         tags=f.tag or ())
+    except AppError as error:  # name the body field, not the list's query parameter
+        for field_error in error.errors:
+            field_error.field = f"target.filter.{field_error.field}"
+        error.detail = "; ".join(f"{e.field}: {e.message}" for e in error.errors)
+        raise
+    return things_repository.things_query(
+        account_id, state=f.state, things_group_id=f.things_group_id, tags=f.tag or (),
+        iccid=f.iccid, imsi=f.imsi, imei=f.imei, ip_address=f.ip_address,
+        connection_status=f.connection_status).with_only_columns(Thing.id)
+
+
+def create_job(session: Session, principal: Principal, body: BulkActionCreate) -> BulkAction:
+    params = validate_params(session, principal.account_id, body.action, body.params)
+    now = utcnow()
+    job = BulkAction(id=new_id("bulk_action"), account_id=principal.account_id,
+                     action=body.action, params=params,
+                     target=body.target.model_dump(exclude_none=True), dry_run=body.dry_run,
+                     status="QUEUED", actor_user_id=principal.user_id,
+                     actor_client_id=principal.client_id, created_at=now)
+    session.add(job)
+    session.flush()
+    if body.target.thing_ids is not None:
+        _items_from_ids(session, job, body.target.thing_ids)
+    elif not body.dry_run:
+        query = _target_query(session, principal.account_id, body)
+        session.execute(insert(BulkActionItem).from_select(
+            ["bulk_action_id", "thing_id", "account_id", "status"],
+            query.with_only_columns(literal(job.id), Thing.id, literal(principal.account_id),
+                                    literal("PENDING"))))
+    if body.dry_run:
+        if body.target.thing_ids is None:
+            query = _target_query(session, principal.account_id, body)
+            job.total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        else:
+            job.total = session.scalar(select(func.count()).where(
+                BulkActionItem.bulk_action_id == job.id, BulkActionItem.status == "PENDING")) or 0
+            session.execute(delete(BulkActionItem).where(BulkActionItem.bulk_action_id == job.id))
+        job.status, job.finished_at = "COMPLETED", now
+    else:
+        job.total = session.scalar(select(func.count()).where(
+            BulkActionItem.bulk_action_id == job.id)) or 0
+        failed = session.scalar(select(func.count()).where(
+            BulkActionItem.bulk_action_id == job.id, BulkActionItem.status == "FAILED")) or 0
+        job.processed = job.failed = failed
+        if job.total == failed:
+            _finish(session, job, "COMPLETED", now)
+    session.flush()
+    return job
+
+
+def _items_from_ids(session: Session, job: BulkAction, thing_ids: Sequence[str]) -> None:
+    unique = list(dict.fromkeys(thing_ids))
+    for start in range(0, len(unique), 5000):
+        chunk = unique[start:start + 5000]
+        found = set(session.scalars(select(Thing.id).where(Thing.account_id == job.account_id,
+                                                           Thing.id.in_(chunk))))
+        session.execute(insert(BulkActionItem), [
+            {"bulk_action_id": job.id, "thing_id": thing_id, "account_id": job.account_id,
+             "status": "PENDING" if thing_id in found else "FAILED",
+             "code": None if thing_id in found else "not_found",
+             "detail": None if thing_id in found else f"thing {thing_id!r} was not found"}
+            for thing_id in chunk])
+
+
+def require_job(session: Session, account_id: str, job_id: str, *,
+                for_update: bool = False) -> BulkAction:
+    statement = select(BulkAction).where(BulkAction.account_id == account_id,
+                                         BulkAction.id == job_id)
+    job = session.scalar(statement.with_for_update() if for_update else statement)
+    if job is None:
+        raise not_found("bulk action", job_id)
+    return job
+
+
+def cancel(session: Session, job: BulkAction) -> None:
+    if job.status in ("QUEUED", "RUNNING"):
+        job.cancel_requested = True
+        if job.status == "QUEUED":
+            _finish(session, job, "CANCELLED", utcnow())
+    session.flush()
+
+
+def _finish(session: Session, job: BulkAction, status: str, now: datetime) -> None:
+    job.status = status
+    job.finished_at = now
+    if status != "QUEUED":
+        events.emit(session, job.account_id, "bulk_action.finished",
+                    data={"bulk_action_id": job.id, "action": job.action, "status": status,
+                          "total": job.total, "succeeded": job.succeeded, "failed": job.failed},
+                    occurred_at=now)
+
+
+# --- the worker side -----------------------------------------------------------------------
+
+def claimable(now: datetime, stale_after: timedelta = STALE_AFTER,  # type: ignore[no-untyped-def]
+              owner: str | None = None):
+    """QUEUED jobs, RUNNING ones whose worker stopped beating (a crashed process), and the
+    caller's own RUNNING job (its loop broke on an error: a worker runs one job at a time)."""
+    running = BulkAction.heartbeat_at < now - stale_after
+    if owner is not None:
+        running = running | (BulkAction.owner == owner)
+    return (BulkAction.status == "QUEUED") | ((BulkAction.status == "RUNNING") & running)
+
+
+def claim_job(session: Session, owner: str, stale_after: timedelta = STALE_AFTER) -> str | None:
+    now = utcnow()
+    job = session.scalar(claim(session, select(BulkAction).where(
+        claimable(now, stale_after, owner)).order_by(BulkAction.id).limit(1)))
+    if job is None:
+        return None
+    job.status = "RUNNING"
+    job.owner = owner
+    job.heartbeat_at = now
+    job.started_at = job.started_at or now
+    session.flush()
+    return job.id
+
+
+def release_job(session: Session, job_id: str, owner: str) -> None:
+    """A worker stopping cleanly hands its job back at once, not after `stale_after`."""
+    session.execute(update(BulkAction).where(
+        BulkAction.id == job_id, BulkAction.owner == owner, BulkAction.status == "RUNNING")
+        .values(status="QUEUED", owner=None))
+
+
+@dataclass
+class _Outcome:
+    ok: bool
+    code: str | None = None
+    detail: str | None = None
+
+
+def run_batch(session: Session, job_id: str, owner: str) -> bool:
+    """Process one batch of the job's PENDING items; False when the job is done (or lost)."""
+    job = session.scalar(select(BulkAction).where(BulkAction.id == job_id).with_for_update())
+    if job is None or job.owner != owner or job.status != "RUNNING":
+        return False
+    now = utcnow()
+    if job.cancel_requested:
+        _finish(session, job, "CANCELLED", now)
+        return False
+    thing_ids = list(session.scalars(select(BulkActionItem.thing_id).where(
+        BulkActionItem.bulk_action_id == job.id, BulkActionItem.status == "PENDING")
+        .order_by(BulkActionItem.thing_id).limit(BATCH_SIZE)))
+    if not thing_ids:
+        _finish(session, job, "COMPLETED", now)
+        return False
+    outcomes = _apply(session, job, thing_ids)
+    succeeded = [t for t, o in outcomes.items() if o.ok]
+    if succeeded:
+        session.execute(update(BulkActionItem).where(
+            BulkActionItem.bulk_action_id == job.id, BulkActionItem.thing_id.in_(succeeded))
+            .values(status="SUCCEEDED"))
+    failures = [{"b_job": job.id, "b_thing": t, "code": o.code, "detail": (o.detail or "")[:300]}
+                for t, o in outcomes.items() if not o.ok]
+    if failures:
+        from sqlalchemy import bindparam
+
+        session.execute(
+            update(BulkActionItem.__table__)
+            .where(BulkActionItem.__table__.c.bulk_action_id == bindparam("b_job"),
+                   BulkActionItem.__table__.c.thing_id == bindparam("b_thing"))
+            .values(status="FAILED", code=bindparam("code"), detail=bindparam("detail")),
+            failures)
+    job.processed += len(outcomes)
+    job.succeeded += len(succeeded)
+    job.failed += len(failures)
+    job.heartbeat_at = now
+    session.flush()
+    return True
+
+
+def _apply(session: Session, job: BulkAction, thing_ids: list[str]) -> dict[str, _Outcome]:
+    actor = Actor(job.actor_user_id, job.actor_client_id, "bulk")
+    if job.action in ("ADD_TAGS", "REMOVE_TAGS"):
+        return _apply_tags(session, job, thing_ids)
+    things = {t.id: t for t in session.scalars(select(Thing).where(
+        Thing.account_id == job.account_id, Thing.id.in_(thing_ids)).with_for_update())}
+    outcomes: dict[str, _Outcome] = {}
+    for thing_id in thing_ids:
+        thing = things.get(thing_id)
+        if thing is None:
+            outcomes[thing_id] = _Outcome(False, "not_found", f"thing {thing_id!r} was not found")
+            continue
+        try:
+            _apply_one(session, job, thing, actor)
+            outcomes[thing_id] = _Outcome(True)
+        except AppError as error:
+            outcomes[thing_id] = _Outcome(False, error.code, error.detail)
+    return outcomes
+
+
+def _apply_one(session: Session, job: BulkAction, thing: Thing, actor: Actor) -> None:
+    if job.action in STATE_ACTIONS:
+        change_state(session, thing, STATE_ACTIONS[job.action], actor)
+    elif job.action == "MOVE_TO_GROUP":
+        patch_thing(session, thing, ThingPatch(things_group_id=job.params["things_group_id"]),
+                    actor)
+    elif job.action == "SET_SERVICES":
+        patch_thing(session, thing, ThingPatch(services=ServicesPatch(**job.params)), actor)
+    elif job.action == "SEND_SMS":
+        from ..sms.service import submit_mt
+
+        params = job.params
+        submit_mt(session, thing, text=params.get("text"), data_base64=params.get("data_base64"),
+                  requested=params.get("encoding", "AUTO"),
+                  validity_seconds=params.get("validity_seconds", 86400))
+    else:
+        raise AssertionError(job.action)
+
+
+def _apply_tags(session: Session, job: BulkAction, thing_ids: list[str]) -> dict[str, _Outcome]:
+    """Set-based: one statement for the whole batch."""
+    tags = job.params["tags"]
+    present = set(session.scalars(select(Thing.id).where(Thing.account_id == job.account_id,
+                                                         Thing.id.in_(thing_ids))))
+    ids = [t for t in thing_ids if t in present]
+    if job.action == "REMOVE_TAGS":
+        session.execute(delete(ThingTag).where(ThingTag.account_id == job.account_id,
+                                               ThingTag.thing_id.in_(ids), ThingTag.tag.in_(tags)))
+    else:
+        existing = {(row.thing_id, row.tag) for row in session.execute(
+            select(ThingTag.thing_id, ThingTag.tag).where(
+                ThingTag.account_id == job.account_id, ThingTag.thing_id.in_(ids),
+                ThingTag.tag.in_(tags)))}
+        rows = [{"thing_id": t, "tag": tag, "account_id": job.account_id}
+                for t in ids for tag in tags if (t, tag) not in existing]
+        if rows:
+            session.execute(insert(ThingTag), rows)
+    if ids:
+        session.execute(update(Thing).where(Thing.id.in_(ids)).values(updated_at=utcnow()))
+    return {t: _Outcome(True) if t in present else
+            _Outcome(False, "not_found", f"thing {t!r} was not found") for t in thing_ids}
+
+
+def items_query(account_id: str, job_id: str, status: str | None) -> Select[Any]:
+    statement = select(BulkActionItem).where(BulkActionItem.account_id == account_id,
+                                             BulkActionItem.bulk_action_id == job_id)
+    if status:
+        statement = statement.where(BulkActionItem.status == status)
+    return statement
+
+
+def jobs_query(account_id: str) -> Select[Any]:
+    return select(BulkAction).where(BulkAction.account_id == account_id)
+
