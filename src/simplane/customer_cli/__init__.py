@@ -1,0 +1,1 @@
+"""`simplane-cli`, the customer command line (Typer + Rich) on `simplane.client`."""
