@@ -35,3 +35,12 @@ def test_the_six_everyday_tasks_run_as_documented(tenant, connect, tmp_path, mon
     assert [r.public_port for r in client.networks.nat_rules.list(network_id)] == [8022]
     assert "93.184.216.34" in (tmp_path / "simplane-office.swanctl.conf").read_text()
     assert [m.text for m in client.sms.list(thing_id=thing.id)] == ["REBOOT"]
+
+
+def test_the_readme_shows_the_same_everyday_tasks() -> None:
+    # The README repeats the examples executed above; it must not drift from them.
+    readme = (DOC.parents[1] / "README.md").read_text()
+    section = readme.split("### The six everyday tasks with the library", 1)[1].split(
+        "### The six everyday tasks with `simplane-cli`", 1)[0]
+    shown = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[1:]  # after the connect
+    assert shown == everyday_blocks()
