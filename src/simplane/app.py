@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
+from starlette import status
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -129,10 +130,11 @@ def _install_openapi(app: FastAPI) -> None:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
                              description=app.description)
-        # Validation failures answer 400 problem+json (documented per route), never 422.
+        # Validation failures answer 400 problem+json (documented per route), never FastAPI's
+        # Unprocessable Content.
         for path in schema.get("paths", {}).values():
             for operation in path.values():
-                operation.get("responses", {}).pop("422", None)
+                operation.get("responses", {}).pop(str(status.HTTP_422_UNPROCESSABLE_CONTENT), None)
         components = schema.get("components", {}).get("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
