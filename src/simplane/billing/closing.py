@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 from ..core.db import Database, advisory_lock
+from ..core.workers import PollingWorker
 from ..models import utcnow
 from .service import close_due_cycles
 
@@ -24,25 +24,14 @@ def close_once(database: Database, grace_days: int) -> list[tuple[str, str]]:
     return closed
 
 
-class ClosingWorker:
+class ClosingWorker(PollingWorker):
+    thread_name = "billing-closer"
+
     def __init__(self, database: Database, grace_days: int, interval: float = 600.0) -> None:
+        super().__init__(interval=interval)
         self.database = database
         self.grace_days = grace_days
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="billing-closer", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                close_once(self.database, self.grace_days)
-            except Exception:  # noqa: BLE001 - try again at the next interval
-                log.exception("closing billing cycles failed")
-            self._stop.wait(self.interval)
+    def run_once(self) -> bool:
+        close_once(self.database, self.grace_days)
+        return False  # one pass per interval: cycles end once a month

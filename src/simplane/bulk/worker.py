@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from ..core.db import Database
+from ..core.workers import PollingWorker
 from ..models import BulkAction, utcnow
 from .service import STALE_AFTER, claim_job, claimable, release_job, run_batch
 
@@ -19,33 +19,16 @@ log = logging.getLogger("simplane.bulk")
 SQLITE_PAUSE = 0.15
 
 
-class BulkWorker:
+class BulkWorker(PollingWorker):
+    thread_name = "bulk-worker"
+
     def __init__(self, database: Database, interval: float = 0.2,
                  stale_after: timedelta = STALE_AFTER) -> None:
+        super().__init__(interval=interval, join_timeout=30)
         self.database = database
-        self.interval = interval
         self.stale_after = stale_after
         # bulk_actions.owner is 40 characters: a long FQDN must not break claiming on PostgreSQL.
         self.owner = f"{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bulk-worker", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                worked = self.run_once()
-            except Exception:  # noqa: BLE001 - the job stays claimable; try again
-                log.exception("bulk worker failed")
-                worked = False
-            if not worked:
-                self._stop.wait(self.interval)
 
     def run_once(self) -> bool:
         now = utcnow()
@@ -60,15 +43,15 @@ class BulkWorker:
         if job_id is None:
             return False
         log.info("bulk action claimed", extra={"bulk_action_id": job_id, "owner": self.owner})
-        while not self._stop.is_set():
+        while not self.stopping:
             with self.database.transaction() as session:
                 if not run_batch(session, job_id, self.owner):
                     break
             if not self.database.is_postgres:
                 # SQLite has one writer, and a waiting one polls the lock every 100 ms: without
                 # a gap between batches, API writes (a cancel too) would wait for the whole job.
-                self._stop.wait(SQLITE_PAUSE)
-        if self._stop.is_set():
+                self.pause(SQLITE_PAUSE)
+        if self.stopping:
             with self.database.transaction() as session:
                 release_job(session, job_id, self.owner)
         return True

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..core.config import Settings
 from ..core.db import Database, claim
+from ..core.workers import PollingWorker
 from ..models import DataSession, utcnow
 from .attributes import load_dictionary
 from .clients import parse_clients, secret_for
@@ -69,31 +69,14 @@ def send_disconnect(settings: Settings, record: DataSession, dictionary=None) ->
     return "TIMEOUT"
 
 
-class DisconnectWorker:
+class DisconnectWorker(PollingWorker):
+    thread_name = "disconnect-worker"
+
     def __init__(self, settings: Settings, database: Database, interval: float = 0.2) -> None:
+        super().__init__(interval=interval)
         self.settings = settings
         self.database = database
-        self.interval = interval
         self.dictionary = load_dictionary()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="disconnect-worker", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                worked = self.run_once()
-            except Exception:  # noqa: BLE001 - keep the worker alive; the row stays pending
-                log.exception("disconnect worker failed")
-                worked = False
-            if not worked:
-                self._stop.wait(self.interval)
 
     def run_once(self) -> bool:
         # Claim in one short transaction and send outside it: a NAS that does not answer must

@@ -10,13 +10,13 @@ keeps all state in the database, so queued messages survive a restart, and claim
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..core.db import Database, claim
+from ..core.workers import PollingWorker
 from ..models import SmsMessage, Thing, utcnow
 from . import service
 
@@ -39,31 +39,14 @@ class BuiltinSmsc:
         return "DELIVERED"
 
 
-class SmscWorker:
+class SmscWorker(PollingWorker):
+    thread_name = "smsc-worker"
+
     def __init__(self, database: Database, link: SmscLink | None = None,
                  interval: float = 0.2) -> None:
+        super().__init__(interval=interval)
         self.database = database
         self.link = link or BuiltinSmsc()
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="smsc-worker", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.run_once()
-            except Exception:  # noqa: BLE001 - the messages stay queued; try again
-                log.exception("smsc worker failed")
-                busy = False
-            if not busy:
-                self._stop.wait(self.interval)
 
     def run_once(self) -> bool:
         """One pass: expire what is overdue, deliver what can be; True when it did work."""

@@ -9,7 +9,6 @@ not claimed any more.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 import httpx
@@ -18,6 +17,7 @@ from sqlalchemy import select
 
 from ..core import crypto
 from ..core.db import Database, claim
+from ..core.workers import PollingWorker
 from ..models import Webhook, WebhookDelivery, utcnow
 from .service import sign
 
@@ -30,39 +30,23 @@ def backoff(attempts: int, base_seconds: float) -> timedelta:
     return timedelta(seconds=min(base_seconds * 2 ** (attempts - 1), 3600))
 
 
-class DeliveryWorker:
+class DeliveryWorker(PollingWorker):
+    thread_name = "webhooks"
+
     def __init__(self, database: Database, secret_key: str, *, threads: int = 4,
                  timeout: float = 5.0, base_seconds: float = 10.0,
                  max_age: timedelta = timedelta(hours=24), interval: float = 0.2) -> None:
+        super().__init__(interval=interval, threads=threads, join_timeout=timeout + 5)
         self.database = database
         self.secret_key = secret_key
         self.timeout = timeout
         self.base_seconds = base_seconds
         self.max_age = max_age
-        self.interval = interval
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, name=f"webhooks-{i}", daemon=True)
-                         for i in range(threads)]
 
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(self.timeout + 5)
-
-    def _run(self) -> None:
+    def serve(self) -> None:
+        # One HTTP connection pool per thread, for the thread's life.
         with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
-            while not self._stop.is_set():
-                try:
-                    worked = self.run_once(client)
-                except Exception:  # noqa: BLE001 - the delivery stays due; try again
-                    log.exception("webhook delivery failed")
-                    worked = False
-                if not worked:
-                    self._stop.wait(self.interval)
+            self.loop(lambda: self.run_once(client))
 
     def _due(self):  # type: ignore[no-untyped-def]
         now = utcnow()
