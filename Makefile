@@ -28,8 +28,13 @@ test: $(STAMP)
 	@bash scripts/install-system-deps.sh
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
+# Benchmarks: PostgreSQL (started if down), wrk and FreeRADIUS (installed if missing).
+# BENCH_ARGS picks benchmarks or a scale, e.g. `make bench BENCH_ARGS='radius --scale 0.1'`.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	@bash scripts/install-bench-deps.sh
+	@bash scripts/start-services.sh
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) simplane-data .pytest_cache .hypothesis
