@@ -12,7 +12,7 @@ import io
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -89,7 +89,7 @@ def insert_things(database: Database, tenant: Tenant, count: int, *, first: int 
                   chunk: int = 200_000) -> list[str]:
     """`count` Things numbered from `first` (ICCID/IMSI derive from the number); their ids in
     number order. With `tag`, each carries it."""
-    now = datetime.utcnow().replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     ids: list[str] = []
     for start in range(first, first + count, chunk):
         rows = list(_thing_rows(tenant, start, min(chunk, first + count - start), state, now))

@@ -162,3 +162,29 @@ def test_allocation_hands_out_exactly_the_usable_addresses(ipam_db, prefix, data
     finally:
         session.rollback()
         session.close()
+
+
+
+def test_allocation_is_next_fit_and_reuses_released_addresses_after_the_top(ipam_db):
+    database, network_id, thing_ids = ipam_db
+    session = database.session()
+    try:
+        network = session.get(Network, network_id)
+        pool = service.create_pool(session, network, IpPoolCreate(prefix_length=29))
+        low, high = leases.usable_bounds(pool)  # a /29: five usable addresses
+        things = [session.get(Thing, thing_id) for thing_id in thing_ids[:7]]
+        first = [leases.allocate_dynamic(session, t, network_id).lease.address
+                 for t in things[:3]]
+        assert first == [low, low + 1, low + 2]
+        leases.release_dynamic(session, things[1], network_id)
+        session.flush()
+        # The released address waits until the rest of the pool has been handed out.
+        rest = [leases.allocate_dynamic(session, t, network_id).lease.address
+                for t in things[3:6]]
+        assert rest == [low + 3, high, low + 1]
+        assert leases.allocate_dynamic(session, things[6], network_id) is None
+        held = sorted(_addresses(session, network_id).values())
+        assert held == list(range(low, high + 1))
+    finally:
+        session.rollback()
+        session.close()

@@ -31,6 +31,8 @@ class IpLease(Base):
         UniqueConstraint("network_id", "address"),
         UniqueConstraint("network_id", "thing_id"),
         Index("ix_ip_leases_pool_id_kind", "pool_id", "kind"),
+        # Every allocation purges the Network's expired leases first.
+        Index("ix_ip_leases_network_id_expires_at", "network_id", "expires_at"),
     )
 
     id: Mapped[str] = id_column()

@@ -1,10 +1,20 @@
 """Handing out addresses: atomic, per Network, without materialising a pool row by row.
 
-Only addresses in use have a row (`ip_leases`). Finding a free one is an anti-join over the
-leases of the Network in address order that stops at the first gap, so a /16 costs as little
-as a /29. Allocation holds the Network's row lock (`SELECT ... FOR UPDATE` on PostgreSQL; on
-SQLite the write transaction already holds the database's write lock) and the unique
-constraint (network_id, address) backs it up: two processes never hand out one address.
+Only addresses in use have a row (`ip_leases`). A free address is found next-fit: each process
+keeps a cursor per pool just past the address it handed out last and takes the lowest free
+address at or above it, wrapping to the bottom of the pool when the top is full. Filling a /16
+therefore costs one index probe per lease, and a released address is reused only after the
+rest of the pool has been handed out (a device that reconnects late is less likely to find its
+old address on another device). Finding a gap after a jump is an anti-join over the leases in
+address order that stops at the first gap.
+
+Concurrent allocations do not queue on one lock. On PostgreSQL each candidate address is
+claimed with a transaction-scoped advisory lock (`pg_try_advisory_xact_lock`): allocators
+running at the same time skip each other's candidates, much like `SKIP LOCKED` over a
+materialised pool. The unique constraints (network_id, address) and (network_id, thing_id)
+settle what the locks cannot see (a lease committed after the search began): the insert does
+nothing and the allocation looks again. SQLite has one writer at a time, so the search alone
+suffices there.
 """
 
 from __future__ import annotations
@@ -14,9 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, delete, exists, func, select, text, update
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 
+from ..core.db import is_postgres
 from ..core.errors import bad_field, precondition
 from ..core.ids import new_id
 from ..events import service as events
@@ -43,12 +54,13 @@ def lock_network(session: Session, account_id: str, network_id: str) -> Network 
 def purge_expired(session: Session, network_id: str, now: datetime | None = None) -> None:
     """Expired dynamic leases free their address; the Thing no longer shows it."""
     now = now or utcnow()
-    expired = select(IpLease.thing_id).where(IpLease.network_id == network_id,
-                                             IpLease.kind == DYNAMIC, IpLease.expires_at < now)
-    session.execute(update(Thing).where(Thing.id.in_(expired)).values(ip_address=None)
-                    .execution_options(synchronize_session=False))
-    session.execute(delete(IpLease).where(IpLease.network_id == network_id,
-                                          IpLease.kind == DYNAMIC, IpLease.expires_at < now))
+    # Runs on every allocation: one indexed DELETE that usually finds nothing.
+    holders = session.scalars(delete(IpLease).where(
+        IpLease.network_id == network_id, IpLease.expires_at < now, IpLease.kind == DYNAMIC,
+    ).returning(IpLease.thing_id).execution_options(synchronize_session=False)).all()
+    if holders:
+        session.execute(update(Thing).where(Thing.id.in_(holders)).values(ip_address=None)
+                        .execution_options(synchronize_session=False))
 
 
 def pools_of(session: Session, account_id: str, network_id: str) -> list[IpPool]:
@@ -62,17 +74,14 @@ def pools_of(session: Session, account_id: str, network_id: str) -> list[IpPool]
 _NEXT_LEASE = aliased(IpLease, name="next_lease")
 
 
-def first_free_address(session: Session, network_id: str, pool: IpPool) -> int | None:
-    low, high = usable_bounds(pool)
-    if low > high:
-        return None
-    taken = select(IpLease.id).where(IpLease.network_id == network_id, IpLease.address == low)
-    if session.scalar(taken) is None:
-        return low
+def _lowest_free_from(session: Session, network_id: str, start: int, high: int) -> int | None:
+    probe = select(IpLease.id).where(IpLease.network_id == network_id, IpLease.address == start)
+    if session.scalar(probe) is None:
+        return start
     after = _NEXT_LEASE
     gap = session.scalar(
         select(IpLease.address + 1)
-        .where(IpLease.network_id == network_id, IpLease.address >= low,
+        .where(IpLease.network_id == network_id, IpLease.address >= start,
                IpLease.address < high,
                ~exists().where(and_(after.network_id == network_id,
                                     after.address == IpLease.address + 1)))
@@ -80,13 +89,100 @@ def first_free_address(session: Session, network_id: str, pool: IpPool) -> int |
     return int(gap) if gap is not None else None
 
 
-def _free_address(session: Session, network_id: str,
-                  pools: Sequence[IpPool]) -> tuple[IpPool, int] | None:
+# Where this process's next search starts, per pool: just past its last hand-out.
+_cursors: dict[str, int] = {}
+# Two-key advisory locks (network, address) live apart from the one-key named locks of
+# core.db.advisory_lock; the address is shifted into PostgreSQL's signed 32-bit range.
+_CLAIM_FREE = text("""
+    SELECT a FROM generate_series(CAST(:start AS BIGINT), CAST(:high AS BIGINT)) AS a
+    WHERE CASE WHEN EXISTS (SELECT 1 FROM ip_leases
+                            WHERE ip_leases.network_id = :network AND ip_leases.address = a)
+               THEN false
+               ELSE pg_try_advisory_xact_lock(hashtext(:network), CAST(a - 2147483648 AS INTEGER))
+          END
+    LIMIT 1""")
+_CLAIM_WINDOW = 64
+_CLAIM_ONE = text("SELECT pg_advisory_xact_lock(hashtext(:network), "
+                  "CAST(CAST(:address AS BIGINT) - 2147483648 AS INTEGER))")
+
+
+def _claim_from(session: Session, network_id: str, start: int, high: int) -> int | None:
+    """The lowest address at or above `start` that has no lease and that no concurrent
+    transaction is claiming; claimed for this transaction."""
+    if not is_postgres(session):
+        return _lowest_free_from(session, network_id, start, high)
+    # generate_series is materialised whole: look through a window at a time, jumping runs
+    # of leases with the gap search between windows.
+    while start <= high:
+        end = min(high, start + _CLAIM_WINDOW - 1)
+        found = session.scalar(_CLAIM_FREE, {"start": start, "high": end, "network": network_id})
+        if found is not None:
+            return int(found)
+        gap = _lowest_free_from(session, network_id, end + 1, high) if end < high else None
+        if gap is None:
+            return None
+        start = gap
+    return None
+
+
+def claim_address(session: Session, network_id: str, address: int) -> None:
+    """Wait until no concurrent allocation is claiming `address`, and keep others off it until
+    this transaction ends (an explicit IP lock of a chosen address)."""
+    if is_postgres(session):
+        session.execute(_CLAIM_ONE, {"network": network_id, "address": address})
+
+
+def first_free_address(session: Session, network_id: str, pool: IpPool, *,
+                       lowest: bool = False) -> int | None:
+    """A free usable address of the pool, claimed: next-fit from this process's cursor, or
+    the lowest one (`lowest`, for an explicit IP lock chosen by a person)."""
+    low, high = usable_bounds(pool)
+    if low > high:
+        return None
+    cursor = _cursors.get(pool.id)
+    if not lowest and cursor is not None and low <= cursor <= high:
+        # Usually the very next address: claim it directly.
+        found = _claim_from(session, network_id, cursor, high)
+        if found is not None:
+            _cursors[pool.id] = found + 1
+            return found
+    # First use in this process, or the top is full: jump the run of leases from the bottom.
+    start = _lowest_free_from(session, network_id, low, high)
+    found = None if start is None else _claim_from(session, network_id, start, high)
+    if found is not None and not lowest:
+        _cursors[pool.id] = found + 1
+    return found
+
+
+def _free_address(session: Session, network_id: str, pools: Sequence[IpPool], *,
+                  lowest: bool = False) -> tuple[IpPool, int] | None:
     for pool in pools:
-        address = first_free_address(session, network_id, pool)
+        address = first_free_address(session, network_id, pool, lowest=lowest)
         if address is not None:
             return pool, address
     return None
+
+
+def _insert_lease(session: Session, thing: Thing, network_id: str, pool: IpPool, address: int,
+                  kind: str, now: datetime) -> IpLease | None:
+    """The new lease, or None when a lease committed meanwhile holds the address or the Thing
+    (the caller looks again). No exception, so the transaction stays usable."""
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    lease = IpLease(id=new_id("lease"), account_id=thing.account_id, network_id=network_id,
+                    pool_id=pool.id, thing_id=thing.id, address=address, kind=kind,
+                    expires_at=None, created_at=now, updated_at=now)
+    inserted = session.scalar(insert(IpLease).values(
+        id=lease.id, account_id=lease.account_id, network_id=network_id, pool_id=pool.id,
+        thing_id=thing.id, address=address, kind=kind, expires_at=None, created_at=now,
+        updated_at=now).on_conflict_do_nothing().returning(IpLease.id))
+    if inserted is None:
+        return None
+    make_transient_to_detached(lease)
+    session.add(lease)  # the row exists: the session tracks it without another SELECT
+    return lease
 
 
 def current_lease(session: Session, network_id: str, thing_id: str) -> IpLease | None:
@@ -112,31 +208,35 @@ class Assignment:
     created: bool
 
 
+# A lease committed between the search and the insert sends the allocation round again;
+# more than a few rounds would mean a bug, not contention.
+_ATTEMPTS = 8
+
+
 def allocate_dynamic(session: Session, thing: Thing, network_id: str) -> Assignment | None:
     """The Thing's locked or unexpired address on this Network, else a free one; None when
     every pool is full (the caller raises `pool_exhausted`)."""
-    lock_network(session, thing.account_id, network_id)
     now = utcnow()
     purge_expired(session, network_id, now)
     pools = pools_of(session, thing.account_id, network_id)
-    lease = current_lease(session, network_id, thing.id)
-    if lease is not None:
-        if lease.kind == DYNAMIC:
-            lease.expires_at = None  # a session holds it now; Stop restarts the clock
-        pool = pool_containing(pools, lease.address)
-        assert pool is not None
-        return Assignment(lease, pool, False)
-    found = _free_address(session, network_id, pools)
-    if found is None:
-        return None
-    pool, address = found
-    lease = IpLease(id=new_id("lease"), account_id=thing.account_id, network_id=network_id,
-                    pool_id=pool.id, thing_id=thing.id, address=address, kind=DYNAMIC,
-                    expires_at=None, created_at=now, updated_at=now)
-    session.add(lease)
-    thing.ip_address = str(ipaddress.IPv4Address(address))
-    session.flush()
-    return Assignment(lease, pool, True)
+    for _ in range(_ATTEMPTS):
+        lease = current_lease(session, network_id, thing.id)
+        if lease is not None:
+            if lease.kind == DYNAMIC:
+                lease.expires_at = None  # a session holds it now; Stop restarts the clock
+            pool = pool_containing(pools, lease.address)
+            assert pool is not None
+            return Assignment(lease, pool, False)
+        found = _free_address(session, network_id, pools)
+        if found is None:
+            return None
+        pool, address = found
+        lease = _insert_lease(session, thing, network_id, pool, address, DYNAMIC, now)
+        if lease is not None:
+            thing.ip_address = str(ipaddress.IPv4Address(address))
+            session.flush()
+            return Assignment(lease, pool, True)
+    raise RuntimeError(f"no lease for Thing {thing.id} after {_ATTEMPTS} attempts")
 
 
 def lock_ip(session: Session, thing: Thing, requested: str | None) -> str:
@@ -160,6 +260,7 @@ def lock_ip(session: Session, thing: Thing, requested: str | None) -> str:
         if not low <= address <= high:
             raise bad_field("ip_lock.ip_address", f"{requested} is the network, gateway or "
                             f"broadcast address of pool {pool.cidr}")
+        claim_address(session, network_id, address)
         holder = session.scalar(select(IpLease).where(IpLease.network_id == network_id,
                                                       IpLease.address == address))
         if holder is not None and holder.thing_id != thing.id:
@@ -177,14 +278,14 @@ def lock_ip(session: Session, thing: Thing, requested: str | None) -> str:
                             address=address, kind=LOCKED, created_at=now, updated_at=now)
             session.add(lease)
     elif lease is None:
-        found = _free_address(session, network_id, pools)
+        found = _free_address(session, network_id, pools, lowest=True)
         if found is None:
             raise precondition("pool_exhausted", f"no address is free in Network {network_id}")
         pool, address = found
-        lease = IpLease(id=new_id("lease"), account_id=thing.account_id, network_id=network_id,
-                        pool_id=pool.id, thing_id=thing.id, address=address, kind=LOCKED,
-                        created_at=now, updated_at=now)
-        session.add(lease)
+        lease = _insert_lease(session, thing, network_id, pool, address, LOCKED, now)
+        if lease is None:
+            raise precondition("ip_in_use", "the address found was taken at the same moment; "
+                               "try again")
     lease.kind = LOCKED
     lease.expires_at = None
     lease.updated_at = now
