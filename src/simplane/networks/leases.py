@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, exists, func, select, text, update
 from sqlalchemy.orm import Session, aliased, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..core.db import is_postgres
 from ..core.errors import bad_field, precondition
@@ -96,13 +97,15 @@ _cursors: dict[str, int] = {}
 _CLAIM_FREE = text("""
     SELECT a FROM generate_series(CAST(:start AS BIGINT), CAST(:high AS BIGINT)) AS a
     WHERE CASE WHEN EXISTS (SELECT 1 FROM ip_leases
-                            WHERE ip_leases.network_id = :network AND ip_leases.address = a)
+                            WHERE ip_leases.network_id = CAST(:network AS VARCHAR)
+                              AND ip_leases.address = a)
                THEN false
-               ELSE pg_try_advisory_xact_lock(hashtext(:network), CAST(a - 2147483648 AS INTEGER))
+               ELSE pg_try_advisory_xact_lock(hashtext(CAST(:network AS VARCHAR)),
+                                              CAST(a - 2147483648 AS INTEGER))
           END
     LIMIT 1""")
 _CLAIM_WINDOW = 64
-_CLAIM_ONE = text("SELECT pg_advisory_xact_lock(hashtext(:network), "
+_CLAIM_ONE = text("SELECT pg_advisory_xact_lock(hashtext(CAST(:network AS VARCHAR)), "
                   "CAST(CAST(:address AS BIGINT) - 2147483648 AS INTEGER))")
 
 
@@ -213,12 +216,83 @@ class Assignment:
 _ATTEMPTS = 8
 
 
+# The common case on PostgreSQL in one round trip: purge the Network's expired leases, claim
+# the address at (or just after) this process's cursor unless the Thing holds a lease, insert
+# the lease, show it on the Thing. Every CTE sees the snapshot from before the statement, so a
+# just-purged address is not reused in the same breath, and a Thing whose own lease expired is
+# left to the general path.
+_TAKE_NEXT = text(f"""
+    WITH purged AS (
+        DELETE FROM ip_leases
+        WHERE network_id = CAST(:network AS VARCHAR) AND kind = 'DYNAMIC'
+          AND expires_at < CAST(:now AS TIMESTAMPTZ)
+        RETURNING thing_id),
+    cleared AS (
+        UPDATE things SET ip_address = NULL WHERE id IN (SELECT thing_id FROM purged)),
+    candidate AS ({_CLAIM_FREE.text}),
+    lease AS (
+        INSERT INTO ip_leases (id, account_id, network_id, pool_id, thing_id, address, kind,
+                               expires_at, created_at, updated_at)
+        SELECT :lease, :account, CAST(:network AS VARCHAR), :pool, CAST(:thing AS VARCHAR), a,
+               'DYNAMIC', NULL, CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
+        FROM candidate
+        WHERE NOT EXISTS (SELECT 1 FROM ip_leases
+                          WHERE network_id = CAST(:network AS VARCHAR)
+                            AND thing_id = CAST(:thing AS VARCHAR))
+        ON CONFLICT DO NOTHING
+        RETURNING address)
+    UPDATE things SET ip_address = host(CAST('0.0.0.0' AS inet) + lease.address),
+                      updated_at = CAST(:now AS TIMESTAMPTZ)
+    FROM lease WHERE things.id = CAST(:thing AS VARCHAR)
+    RETURNING lease.address""")
+
+
+def _take_next_postgres(session: Session, thing: Thing, network_id: str,
+                        pools: Sequence[IpPool], now: datetime) -> Assignment | None:
+    """None when the Thing holds a lease, the cursor's window has nothing free, or something
+    raced: the caller takes the general path (the purge is done either way)."""
+    pool = pools[0] if pools else None
+    for candidate in pools:
+        low, high = usable_bounds(candidate)
+        if low <= _cursors.get(candidate.id, low) <= high:
+            pool = candidate
+            break
+    if pool is None:
+        purge_expired(session, network_id, now)
+        return None
+    low, high = usable_bounds(pool)
+    cursor = _cursors.get(pool.id, low)
+    if not low <= cursor <= high:
+        cursor = low  # every pool's cursor is past its top: the window finds nothing
+    lease_id = new_id("lease")
+    address = session.scalar(_TAKE_NEXT, {
+        "start": cursor, "high": min(high, cursor + _CLAIM_WINDOW - 1),
+        "network": network_id, "lease": lease_id, "account": thing.account_id,
+        "pool": pool.id, "thing": thing.id, "now": now})
+    if address is None:
+        return None
+    _cursors[pool.id] = address + 1
+    lease = IpLease(id=lease_id, account_id=thing.account_id, network_id=network_id,
+                    pool_id=pool.id, thing_id=thing.id, address=address, kind=DYNAMIC,
+                    expires_at=None, created_at=now, updated_at=now)
+    make_transient_to_detached(lease)
+    session.add(lease)
+    set_committed_value(thing, "ip_address", str(ipaddress.IPv4Address(address)))
+    set_committed_value(thing, "updated_at", now)
+    return Assignment(lease, pool, True)
+
+
 def allocate_dynamic(session: Session, thing: Thing, network_id: str) -> Assignment | None:
     """The Thing's locked or unexpired address on this Network, else a free one; None when
     every pool is full (the caller raises `pool_exhausted`)."""
     now = utcnow()
-    purge_expired(session, network_id, now)
     pools = pools_of(session, thing.account_id, network_id)
+    if is_postgres(session):
+        taken = _take_next_postgres(session, thing, network_id, pools, now)
+        if taken is not None:
+            return taken
+    else:
+        purge_expired(session, network_id, now)
     for _ in range(_ATTEMPTS):
         lease = current_lease(session, network_id, thing.id)
         if lease is not None:
