@@ -173,7 +173,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         closer.start()
         from .bulk.worker import BulkWorker
 
-        bulk = BulkWorker(database, stale_after=timedelta(seconds=settings.bulk_stale_seconds))
+        bulk = BulkWorker(database, stale_after=timedelta(seconds=settings.bulk_stale_seconds),
+                          state_batch=settings.bulk_batch_size)
         bulk.start()
         from .webhooks.delivery import DeliveryWorker
 

@@ -17,8 +17,12 @@ def bulk_backend(pytestconfig: pytest.Config, backend: Any,
 
 
 @pytest.fixture(scope="module")
-def live(pytestconfig: pytest.Config, bulk_backend: Any) -> Iterator[Any]:
-    running = start_server(pytestconfig, bulk_backend)
+def live(request: pytest.FixtureRequest, pytestconfig: pytest.Config,
+         bulk_backend: Any) -> Iterator[Any]:
+    # State actions run 500 Things per batch here, so a 5,000-Thing job is seen part-way; a
+    # module sets STATE_BATCH = None to run with the engine's own batch size.
+    batch = getattr(request.module, "STATE_BATCH", 500)
+    running = start_server(pytestconfig, bulk_backend, bulk_batch_size=batch)
     yield running
     running.__exit__(None, None, None)
 

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from simplane.models import BulkAction, BulkActionItem, Event, Thing, ThingStateChange
 
 SIZE = 6_000
-BATCH = 500  # bulk.service.BATCH_SIZE: what one transaction commits
+BATCH = 500  # SIMPLANE_BULK_BATCH_SIZE here: what one transaction commits
 
 
 @pytest.fixture
@@ -75,7 +75,8 @@ def test_kill_9_mid_job_then_restart_completes_each_thing_exactly_once(
         pytestconfig: pytest.Config, crash_backend: Any, tmp_path) -> None:  # type: ignore[no-untyped-def]
     free_port = root_conftest(pytestconfig).free_port
     log = tmp_path / "server.log"
-    first = ServerProcess(crash_backend, free_port(), log, SIMPLANE_BULK_STALE_SECONDS="2")
+    first = ServerProcess(crash_backend, free_port(), log, SIMPLANE_BULK_STALE_SECONDS="2",
+                          SIMPLANE_BULK_BATCH_SIZE=str(BATCH))
     first.start()
     try:
         tenant = make_tenant(pytestconfig, crash_backend, first.base_url)
@@ -91,7 +92,8 @@ def test_kill_9_mid_job_then_restart_completes_each_thing_exactly_once(
     assert cut.processed % BATCH == 0
     assert outcomes == {"SUCCEEDED": cut.processed, "PENDING": SIZE - cut.processed}
 
-    second = ServerProcess(crash_backend, free_port(), log, SIMPLANE_BULK_STALE_SECONDS="2")
+    second = ServerProcess(crash_backend, free_port(), log, SIMPLANE_BULK_STALE_SECONDS="2",
+                          SIMPLANE_BULK_BATCH_SIZE=str(BATCH))
     second.start()
     # The tenant's token is signed with the secret key both processes share.
     client = httpx.Client(base_url=second.base_url, timeout=30,
@@ -109,7 +111,7 @@ def test_kill_9_mid_job_then_restart_completes_each_thing_exactly_once(
 def test_clean_shutdown_mid_job_hands_the_job_back_at_once(
         pytestconfig: pytest.Config, crash_backend: Any) -> None:
     # The default 60 s staleness: the restarted server must not have to wait for it.
-    first = start_server(pytestconfig, crash_backend)
+    first = start_server(pytestconfig, crash_backend, bulk_batch_size=BATCH)
     port = int(first.base_url.rsplit(":", 1)[1])
     tenant = make_tenant(pytestconfig, crash_backend, first.base_url)
     try:
@@ -123,7 +125,7 @@ def test_clean_shutdown_mid_job_hands_the_job_back_at_once(
         assert 0 < stopped.processed < SIZE and stopped.processed % BATCH == 0
         assert outcomes == {"SUCCEEDED": stopped.processed, "PENDING": SIZE - stopped.processed}
 
-        second = start_server(pytestconfig, crash_backend, port)
+        second = start_server(pytestconfig, crash_backend, port, bulk_batch_size=BATCH)
         try:
             _completes_exactly_once(tenant.admin, tenant, job["id"], ids)
         finally:

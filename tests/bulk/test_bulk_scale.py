@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from simplane.models import Thing, ThingStateChange
 
 SIZE = 10_000
+STATE_BATCH = None  # the engine's own batch size (bulk.service.STATE_BATCH_SIZE)
 
 
 def test_ten_thousand_things_activated_by_tag_with_exact_failures(tenant) -> None:

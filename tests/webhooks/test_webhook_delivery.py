@@ -100,6 +100,40 @@ def test_event_types_filter_what_each_webhook_gets(tenant, other_tenant) -> None
         assert theirs.got == []
 
 
+def test_a_bulk_state_change_delivers_one_signed_event_per_thing(tenant) -> None:
+    """The set-based bulk path queues what the single-Thing path would: one delivery per Thing
+    and subscribed webhook, with the event's id and body."""
+    ids = ship(tenant, 40)
+    with receiving() as everything, receiving() as states, receiving() as other:
+        subscribe(tenant.admin, everything)
+        subscribe(tenant.admin, states, event_types=["thing.state_changed"])
+        subscribe(tenant.admin, other, event_types=["sms.received"])
+        job = tenant.admin.post("/v1/bulk-actions", json={
+            "action": "ACTIVATE", "target": {"thing_ids": ids}})
+        assert job.status_code == 202, job.text
+        wait_for(lambda: everything.count() == 41 and states.count() == 40,
+                 timeout=60, what="the deliveries")
+        time.sleep(0.5)  # nothing else is on its way
+        events = {e["id"]: e for e in tenant.admin.get("/v1/events", params={
+            "type": "thing.state_changed", "limit": 1000}).json()["items"]}
+        for receiver in (everything, states):
+            got = receiver.of_type("thing.state_changed")
+            assert all(d.verified for d in got)
+            assert sorted(d.json["thing_id"] for d in got) == sorted(ids)
+            for delivery in got:
+                event = events[delivery.json["id"]]
+                assert delivery.json == {
+                    "id": event["id"], "type": "thing.state_changed",
+                    "occurred_at": event["occurred_at"], "account_id": tenant.account_id,
+                    "thing_id": event["thing_id"],
+                    "data": {"from": "PROVISIONED", "to": "ACTIVE",
+                             "actor_user_id": tenant.admin_user_id}}
+                assert delivery.headers["Simplane-Event-Id"] == event["id"]
+        assert [d.json["type"] for d in everything.got if d.json["type"] != "thing.state_changed"
+                ] == ["bulk_action.finished"]
+        assert other.got == []
+
+
 def test_disabling_a_webhook_stops_its_retries_at_once(tenant) -> None:
     thing_id = ship(tenant, 1)[0]
     with receiving(then=500) as receiver:

@@ -4,6 +4,12 @@ Creating a job resolves its target in one INSERT ... SELECT into `bulk_action_it
 in the `serve` processes claim jobs through the database and process PENDING items in batches:
 the batch's changes and its items' outcomes commit together, so a crash repeats no Thing and
 loses none (the next claim resumes the PENDING items).
+
+ACTIVATE, SUSPEND and RETIRE run set-based (`bulk.state`), tens of thousands of Things per
+batch. The other actions apply the single-Thing services per Thing, `BATCH_SIZE` per batch:
+MOVE_TO_GROUP (Network moves release leases and refuse locked IPs per Thing), SET_SERVICES
+(a disconnect per Thing losing data) and SEND_SMS (one message each); ADD_TAGS and REMOVE_TAGS
+are set-based within their batch.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from sqlalchemy import Select, delete, exists, func, insert, literal, select, up
 from sqlalchemy.orm import Session
 
 from ..core.auth import Principal
-from ..core.db import claim
+from ..core.db import claim, is_postgres
 from ..core.errors import AppError, bad_field, not_found, unknown_reference
 from ..core.ids import new_id
 from ..events import service as events
@@ -27,8 +33,13 @@ from ..things import repository as things_repository
 from ..things.schemas import TAG_PATTERN, ServicesPatch, ThingPatch
 from ..things.service import Actor, change_state, patch_thing, validate_filters
 from .schemas import BulkActionCreate, BulkActionOut
+from .state import run_state_batch
 
 BATCH_SIZE = 500
+# Things per batch of a state action: one transaction each. Fewer, larger transactions are
+# faster on PostgreSQL; SQLite's single write lock is held for the whole batch, so API writes
+# wait at most one (smaller) batch there.
+STATE_BATCH_SIZE = {"postgresql": 20_000, "sqlite": 2_000}
 STALE_AFTER = timedelta(seconds=60)
 STATE_ACTIONS = {"ACTIVATE": "ACTIVE", "SUSPEND": "SUSPENDED", "RETIRE": "RETIRED"}
 _TAG = re.compile(TAG_PATTERN)
@@ -139,14 +150,16 @@ def create_job(session: Session, principal: Principal, body: BulkActionCreate) -
                      actor_client_id=principal.client_id, created_at=now)
     session.add(job)
     session.flush()
+    resolved: int | None = None  # items the target query wrote, all PENDING
     if body.target.thing_ids is not None:
         _items_from_ids(session, job, body.target.thing_ids)
     elif not body.dry_run:
         query = _target_query(session, principal.account_id, body)
-        session.execute(insert(BulkActionItem).from_select(
+        resolved = session.execute(insert(BulkActionItem.__table__).from_select(
             ["bulk_action_id", "thing_id", "account_id", "status"],
             query.with_only_columns(literal(job.id), Thing.id, literal(principal.account_id),
-                                    literal("PENDING"))))
+                                    literal("PENDING"))),
+            execution_options={"preserve_rowcount": True}).rowcount
     if body.dry_run:
         if body.target.thing_ids is None:
             query = _target_query(session, principal.account_id, body)
@@ -156,11 +169,14 @@ def create_job(session: Session, principal: Principal, body: BulkActionCreate) -
                 BulkActionItem.bulk_action_id == job.id, BulkActionItem.status == "PENDING")) or 0
             session.execute(delete(BulkActionItem).where(BulkActionItem.bulk_action_id == job.id))
         job.status, job.finished_at = "COMPLETED", now
+    elif resolved is not None and resolved >= 0:  # counting a million fresh rows again costs
+        job.total, failed = resolved, 0
     else:
         job.total = session.scalar(select(func.count()).where(
             BulkActionItem.bulk_action_id == job.id)) or 0
         failed = session.scalar(select(func.count()).where(
             BulkActionItem.bulk_action_id == job.id, BulkActionItem.status == "FAILED")) or 0
+    if not body.dry_run:
         job.processed = job.failed = failed
         if job.total == failed:
             _finish(session, job, "COMPLETED", now)
@@ -250,7 +266,11 @@ class _Outcome:
     detail: str | None = None
 
 
-def run_batch(session: Session, job_id: str, owner: str) -> bool:
+def state_batch_size(session: Session) -> int:
+    return STATE_BATCH_SIZE["postgresql" if is_postgres(session) else "sqlite"]
+
+
+def run_batch(session: Session, job_id: str, owner: str, state_batch: int | None = None) -> bool:
     """Process one batch of the job's PENDING items; False when the job is done (or lost)."""
     job = session.scalar(select(BulkAction).where(BulkAction.id == job_id).with_for_update())
     if job is None or job.owner != owner or job.status != "RUNNING":
@@ -259,6 +279,18 @@ def run_batch(session: Session, job_id: str, owner: str) -> bool:
     if job.cancel_requested:
         _finish(session, job, "CANCELLED", now)
         return False
+    if job.action in STATE_ACTIONS:
+        batch = run_state_batch(session, job, STATE_ACTIONS[job.action],
+                                state_batch or state_batch_size(session), now)
+        if batch is None:
+            _finish(session, job, "COMPLETED", now)
+            return False
+        job.processed += batch.processed
+        job.succeeded += batch.succeeded
+        job.failed += batch.failed
+        job.heartbeat_at = now
+        session.flush()
+        return True
     thing_ids = list(session.scalars(select(BulkActionItem.thing_id).where(
         BulkActionItem.bulk_action_id == job.id, BulkActionItem.status == "PENDING")
         .order_by(BulkActionItem.thing_id).limit(BATCH_SIZE)))

@@ -23,10 +23,11 @@ class BulkWorker(PollingWorker):
     thread_name = "bulk-worker"
 
     def __init__(self, database: Database, interval: float = 0.2,
-                 stale_after: timedelta = STALE_AFTER) -> None:
+                 stale_after: timedelta = STALE_AFTER, state_batch: int | None = None) -> None:
         super().__init__(interval=interval, join_timeout=30)
         self.database = database
         self.stale_after = stale_after
+        self.state_batch = state_batch  # None: the engine's STATE_BATCH_SIZE
         # bulk_actions.owner is 40 characters: a long FQDN must not break claiming on PostgreSQL.
         self.owner = f"{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -45,7 +46,7 @@ class BulkWorker(PollingWorker):
         log.info("bulk action claimed", extra={"bulk_action_id": job_id, "owner": self.owner})
         while not self.stopping:
             with self.database.transaction() as session:
-                if not run_batch(session, job_id, self.owner):
+                if not run_batch(session, job_id, self.owner, self.state_batch):
                     break
             if not self.database.is_postgres:
                 # SQLite has one writer, and a waiting one polls the lock every 100 ms: without

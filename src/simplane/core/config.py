@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(10.0, gt=0, le=3600)
     webhook_retry_max_age_seconds: int = Field(86400, ge=1, le=7 * 86400)
     bulk_stale_seconds: float = Field(60.0, gt=0, le=3600)
+    # Things per transaction of a bulk ACTIVATE/SUSPEND/RETIRE; unset: 20,000 on PostgreSQL,
+    # 2,000 on SQLite (bulk.service.STATE_BATCH_SIZE).
+    bulk_batch_size: int | None = Field(None, ge=1, le=200_000)
     rate_limit_per_second: float = Field(100.0, gt=0)
     rate_limit_burst: int = Field(200, ge=1)
     token_rate_limit_per_minute: int = Field(30, ge=1)

@@ -61,8 +61,58 @@ def new_id(kind: str) -> str:
             # request), by a random stride so neighbouring ids stay unguessable.
             value = _last_value + 1 + secrets.randbits(80)
         _last_value = value
+    return f"{PREFIXES[kind]}_{_encode(value)}"
+
+
+def _encode(value: int) -> str:
     chars = []
     for _ in range(_CHARS):
         chars.append(_ALPHABET[value & 31])
         value >>= 5
-    return f"{PREFIXES[kind]}_{''.join(reversed(chars))}"
+    return "".join(reversed(chars))
+
+
+# Any byte to a digit: 256 is a multiple of 32, so uniform random bytes give uniform digits.
+_DIGIT = bytes(_ALPHABET[b & 31].encode()[0] for b in range(256))
+
+
+def new_ids(kind: str, count: int) -> list[str]:
+    """`count` ids as `count` calls of `new_id` would make them (increasing, after every id
+    this process made before), without a Python loop per character: a bulk action makes
+    hundreds of thousands.
+
+    The 96 random bits are drawn as random digits (19 whole digits and the low bit of the
+    digit they share with the time), and ids of one millisecond sort by those digits because
+    the alphabet is in ASCII order."""
+    global _last_value
+    if count <= 0:
+        return []
+    prefix = f"{PREFIXES[kind]}_"
+    with _last_lock:
+        ms = time.time_ns() // 1_000_000
+        last_ms = _last_value >> 96
+        if ms <= last_ms < ms + 5:
+            # The last id is from this millisecond: start the batch cleanly after it.
+            time.sleep((last_ms + 1 - ms) / 1000)
+            ms = time.time_ns() // 1_000_000
+        if ms <= last_ms:  # the clock stepped back: random strides after the last id
+            made = []
+            for _ in range(count):
+                _last_value += 1 + secrets.randbits(80)
+                made.append(prefix + _encode(_last_value))
+            return made
+        head = _encode(ms << 96)[:9]
+        shared = ms & 15  # the time's low 4 bits and the top random bit make digit 10
+        table = bytes(_ALPHABET[shared << 1 | (b & 1)].encode()[0] for b in range(256))
+        tenth = secrets.token_bytes(count).translate(table).decode("ascii")
+        rest = secrets.token_bytes(19 * count).translate(_DIGIT).decode("ascii")
+        made = sorted(f"{prefix}{head}{tenth[i]}{rest[19 * i:19 * i + 19]}" for i in range(count))
+        _last_value = _decode(made[-1][len(prefix):])
+    return made
+
+
+def _decode(encoded: str) -> int:
+    value = 0
+    for char in encoded:
+        value = value << 5 | _ALPHABET.index(char)
+    return value

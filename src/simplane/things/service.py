@@ -12,7 +12,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from ..core.auth import Principal
-from ..core.errors import FieldError, bad_field, not_found, precondition, unknown_reference, validation_error
+from ..core.errors import AppError, FieldError, bad_field, not_found, precondition, unknown_reference, validation_error
 from ..core.ids import new_id
 from ..events import service as events
 from ..radius.disconnect import request_disconnect
@@ -95,17 +95,21 @@ def validate_filters(*, iccid: str | None, imsi: str | None, imei: str | None,
         raise validation_error("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
 
 
+def transition_error(from_state: str, to_state: str) -> AppError:
+    """What a Thing in `from_state` answers when asked to become `to_state` and the state
+    table does not allow it (bulk actions record the same code and message per Thing)."""
+    return precondition("invalid_state_transition",
+                        f"a {from_state} Thing cannot become {to_state}",
+                        "Invalid state transition")
+
+
 def change_state(session: Session, thing: Thing, to_state: str, actor: Actor, *,
                  now: datetime | None = None) -> bool:
     """Apply one transition of the state table; False when the Thing is already there."""
     if thing.state == to_state:
         return False
     if to_state not in ALLOWED_TRANSITIONS[thing.state]:
-        raise precondition(
-            "invalid_state_transition",
-            f"a {thing.state} Thing cannot become {to_state}",
-            "Invalid state transition",
-        )
+        raise transition_error(thing.state, to_state)
     now = now or utcnow()
     from_state = thing.state
     thing.state = to_state

@@ -92,7 +92,7 @@ def forget_subscribers(session: Session) -> None:
     session.info.pop(_SUBSCRIBERS, None)
 
 
-def _subscribers(session: Session, account_id: str, event_type: str) -> list[str]:
+def subscribers(session: Session, account_id: str, event_type: str) -> list[str]:
     # Read once per account and session, not per event: a bulk action emits thousands of events
     # in one transaction, and a query per event would also flush the session every time.
     cache = session.info.setdefault(_SUBSCRIBERS, {})
@@ -105,8 +105,8 @@ def _subscribers(session: Session, account_id: str, event_type: str) -> list[str
 
 def enqueue(session: Session, event: Event) -> None:
     """One outbox row per subscribed, enabled webhook, in the event's own transaction."""
-    subscribers = _subscribers(session, event.account_id, event.type)
-    if not subscribers:
+    webhook_ids = subscribers(session, event.account_id, event.type)
+    if not webhook_ids:
         return
     body = payload(event)
     now = utcnow()
@@ -114,7 +114,7 @@ def enqueue(session: Session, event: Event) -> None:
         WebhookDelivery(id=new_id("delivery"), account_id=event.account_id, webhook_id=webhook_id,
                         event_id=event.id, event_type=event.type, payload=body, status="PENDING",
                         attempts=0, next_attempt_at=now, created_at=now)
-        for webhook_id in subscribers])
+        for webhook_id in webhook_ids])
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
