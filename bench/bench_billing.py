@@ -67,11 +67,13 @@ SERVER_ENV = {
     "SIMPLANE_LOG_LEVEL": "WARNING",
 }
 
+# Grouped by the Things' key so PostgreSQL knows the ICCID comes with it (grouping by
+# (thing_id, iccid) makes it plan for 30,000,000 groups and sort every usage row).
 BASELINE_SQL = """
-    SELECT u.thing_id, t.iccid, sum(u.bytes_up + u.bytes_down), sum(u.sms_mt), sum(u.sms_mo)
-    FROM usage_daily u JOIN things t ON t.id = u.thing_id
-    WHERE u.account_id = %(account)s AND u.day >= %(first)s AND u.day < %(end)s
-    GROUP BY u.thing_id, t.iccid
+    SELECT t.id, t.iccid, sum(u.bytes_up + u.bytes_down), sum(u.sms_mt), sum(u.sms_mo)
+    FROM things t JOIN usage_daily u ON u.thing_id = t.id
+    WHERE t.account_id = %(account)s AND u.day >= %(first)s AND u.day < %(end)s
+    GROUP BY t.id
 """
 
 
@@ -126,6 +128,8 @@ def fetch_csv(client: httpx.Client, period: str) -> tuple[float, bytes]:
 
 def sql_aggregate(dsn: str, params: dict) -> tuple[float, list[tuple]]:
     with psycopg.connect(dsn) as conn:
+        # The session the product's report runs in (billing.rating.for_reports): JIT off.
+        conn.execute("SET jit = off")
         start = time.perf_counter()
         rows = conn.execute(BASELINE_SQL, params).fetchall()
         elapsed = time.perf_counter() - start
@@ -222,8 +226,8 @@ def run(ctx: Context) -> list[Measurement]:
         "csv_bytes": verified["bytes"], "csv_lines": verified["lines"],
         "sums": {k: verified[k] for k in ("data_bytes", "sms_mt", "sms_mo", "total")},
         "path": "GET /v1/billing/reports Accept: text/csv over HTTP to `simplane serve`",
-        "baseline": "SELECT sum(...) FROM usage_daily JOIN things GROUP BY thing_id, iccid "
-                    "(psycopg, fetchall)",
+        "baseline": "SELECT t.id, t.iccid, sum(...) FROM things t JOIN usage_daily u "
+                    "GROUP BY t.id (psycopg fetchall, jit off as in the product)",
         "target": f"<= {TARGET_SECONDS:g} s" + ("" if full else
                                                   f" applies at scale 1 only (scale {ctx.scale:g})"),
     }
