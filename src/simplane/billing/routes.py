@@ -63,12 +63,13 @@ def get_report(
         database = request.app.state.database
         service.check_report(session, principal.account_id, period)  # before the 200 starts
 
-        def rows():  # type: ignore[no-untyped-def]
+        def chunks():  # type: ignore[no-untyped-def]
             with database.transaction(read_only=True) as stream_session:
-                yield from service.csv_rows(stream_session, principal.account_id, period, scope)
+                yield from service.csv_chunks(stream_session, principal.account_id, period,
+                                              scope)
 
         filename = f"simplane-{period}.csv"
-        return StreamingResponse(rows(), media_type="text/csv",
+        return StreamingResponse(chunks(), media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{filename}"'})
     out = service.report(session, service.ReportRequest(principal.account_id, period, scope,
                                                         limit, cursor))

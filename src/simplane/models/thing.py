@@ -79,7 +79,13 @@ class ThingStateChange(Base):
     """Every state change with its time and actor: billing reads this history."""
 
     __tablename__ = "thing_state_changes"
-    __table_args__ = (Index("ix_thing_state_changes_thing_id_changed_at", "thing_id", "changed_at"),)
+    __table_args__ = (
+        Index("ix_thing_state_changes_thing_id_changed_at", "thing_id", "changed_at"),
+        # A cycle's fees: one account's histories in Thing and time order (the id breaks ties
+        # between changes at the same instant), read from the index alone.
+        Index("ix_thing_state_changes_account_id_thing_id_changed_at_id", "account_id",
+              "thing_id", "changed_at", "id", postgresql_include=["to_state"]),
+    )
 
     id: Mapped[str] = id_column()
     account_id: Mapped[str] = account_column()

@@ -9,16 +9,16 @@ The foreign key to bulk_actions checked every item row on insert (a third of the
 1,000,000 Things took to create). Items are only ever written by the bulk service, in the
 transaction that writes their job, and jobs are never deleted.
 
-Revision ID: 0007_bulk
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0007_bulk"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
