@@ -87,7 +87,9 @@ def import_file(url: str, path: Path, work_dir: Path) -> tuple[float, dict]:
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
                          autocommit=True) as conn:
         conn.execute("CHECKPOINT")
+    # DEBUG: the import logs the time of each of its phases (one JSON line on stderr).
     env = {**os.environ, "SIMPLANE_DATABASE_URL": url, "SIMPLANE_DATA_DIR": str(work_dir),
+           "SIMPLANE_LOG_LEVEL": "DEBUG",
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT),
                                           os.environ.get("PYTHONPATH", "")])}
     simplane = Path(sys.executable).with_name("simplane")
@@ -98,7 +100,16 @@ def import_file(url: str, path: Path, work_dir: Path) -> tuple[float, dict]:
     if result.returncode != 0:
         raise RuntimeError(f"simplane usage import failed ({result.returncode}): "
                            f"{result.stderr.strip()[:2000]}")
-    return elapsed, json.loads(result.stdout)
+    summary = json.loads(result.stdout)
+    for line in result.stderr.splitlines():
+        try:
+            logged = json.loads(line)
+        except ValueError:
+            continue
+        if logged.get("logger") == "simplane.usage":
+            summary["phase_seconds"] = logged.get("seconds")
+            summary["path"] = "fast" if logged.get("fast") else "careful"
+    return elapsed, summary
 
 
 def verify(database: Database, account_id: str, records: int) -> dict:
@@ -158,7 +169,7 @@ def run(ctx: Context) -> list[Measurement]:
 
             copy_seconds = copy_file(url, path)
             import_seconds, summary = import_file(url, path, ctx.work_dir)
-            if summary["imported"] != records or summary["late"]:
+            if summary["imported"] != records or summary["late"] or summary.get("path") != "fast":
                 raise RuntimeError(f"unexpected import summary {summary}")
             checked = verify(database, tenant.account_id, records)
         finally:

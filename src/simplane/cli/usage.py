@@ -329,7 +329,7 @@ def _import_postgres(database: Database, file: Path, now: datetime,
         if outcome.problems:
             raise _reject(file, [problem for _, problem in outcome.problems])
     log.debug("usage import", extra={"file": str(file), "records": outcome.records,
-                                     "seconds": outcome.timings})
+                                     "fast": outcome.fast, "seconds": outcome.timings})
     return ImportSummary(records=outcome.records, late=outcome.late, things=outcome.things,
                          days=outcome.days, bytes_up=outcome.bytes_up,
                          bytes_down=outcome.bytes_down)
