@@ -264,7 +264,8 @@ def import_command(
     now = utcnow()
     with open_database(settings) as database:
         if database.is_postgres:
-            configure_logging(settings.log_level)  # DEBUG shows the time of each phase
+            if settings.log_level == "DEBUG":  # the time of each phase, as a JSON log line
+                configure_logging(settings.log_level)
             summary = _import_postgres(database, file, now, json_output)
         else:
             summary = _import_rows(database, file, now, json_output)

@@ -395,20 +395,23 @@ def _try_fast(session: Session, driver: Any, path: Path, offset: int, now: datet
     otherwise."""
     import psycopg
 
+    with driver.cursor() as cursor:
+        cursor.execute("SAVEPOINT usage_import_fast")
     try:
-        with session.begin_nested():
-            with _timed(outcome.timings, "copy"):
-                copied = copy_usual(driver, path, offset, progress)
-            if not copied:
-                raise _NotPlain
+        with _timed(outcome.timings, "copy"):
+            copied = copy_usual(driver, path, offset, progress)
+        done = bool(copied)
+        if done:
             session.execute(text("ANALYZE usage_import_records"))
             _lock(session)
-            if not _write(session, driver, _USUAL, now, {"latest": latest}, outcome, copied):
-                raise _NotPlain
-    except (_NotPlain, DataError, psycopg.DataError):
-        # A value PostgreSQL refuses (30 February, an offset beyond 15:59, mixed line ends).
-        return False
-    return True
+            done = _write(session, driver, _USUAL, now, {"latest": latest}, outcome, copied)
+    except (DataError, psycopg.DataError):
+        # A value PostgreSQL refuses: 30 February, an offset beyond 15:59, mixed line ends.
+        done = False
+    with driver.cursor() as cursor:
+        cursor.execute("RELEASE SAVEPOINT usage_import_fast" if done
+                       else "ROLLBACK TO SAVEPOINT usage_import_fast")
+    return done
 
 
 def copy_usual(driver: Any, path: Path, offset: int, progress: Progress) -> int:
@@ -427,22 +430,25 @@ def copy_usual(driver: Any, path: Path, offset: int, progress: Progress) -> int:
                 cut = block.rfind(b"\n") + 1
                 block, carry = block[:cut], block[cut:]
                 if block:
-                    if not _usual(block):
+                    block = _usual(block)
+                    if block is None:
                         return 0
                     copy.write(block)
                     line_end = b"\r\n" if block.endswith(b"\r\n") else b"\n"
                 progress.advance(len(chunk))
             if carry:  # the last line, without a line end
-                if not _usual(carry + line_end):
+                block = _usual(carry + line_end)
+                if block is None:
                     return 0
-                copy.write(carry + line_end)
+                copy.write(block)
         return cursor.rowcount
 
 
-def _usual(block: bytes) -> bool:
+def _usual(block: bytes) -> bytes | None:
+    """The block without its blank lines when every other line is a usual record, else None."""
     if b"\n\n" in block or b"\n\r\n" in block or block.startswith((b"\n", b"\r\n")):
-        block = _BLANK_LINE.sub(b"", block)  # blank lines count for nothing
-    return USUAL_LINES.fullmatch(block) is not None
+        block = _BLANK_LINE.sub(b"", block)
+    return block if USUAL_LINES.fullmatch(block) is not None else None
 
 
 def _lock(session: Session) -> None:
