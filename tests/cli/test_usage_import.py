@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from simplane.billing.cycles import period_of
 from simplane.billing.service import is_closed
+from simplane.cli.usage import read_usage
 from simplane.models import UsageDaily, UsageRecord, utcnow
 from simplane.things.identifiers import random_imsi
 
@@ -192,3 +193,116 @@ def test_billing_close_refuses_a_bad_or_future_now(cli):  # type: ignore[no-unty
     bad = cli("billing", "close", "--now", "yesterday", "--json")
     assert "is not an RFC 3339 time" in json.loads(one_line_error(bad))["error"]
     assert bad.exit_code == 2
+
+
+def expected_records(path: Path, thing_id: str) -> list[tuple]:
+    """What the row-by-row checks (SQLite's path, in Python) read from the file."""
+    rows, problems = read_usage(path, utcnow())
+    assert problems == []
+    return sorted((thing_id, row.end, row.bytes_up, row.bytes_down, False) for row in rows)
+
+
+def test_unusual_valid_lines_count_as_the_row_checks_read_them(  # type: ignore[no-untyped-def]
+        cli, tenant, backend, tmp_path):
+    """Lines PostgreSQL's set-based checks do not read themselves go to the row checks, which
+    take them: same records on both engines, and the same as Python reads them."""
+    thing = tenant.things(1)[0]
+    imsi = thing["imsi"]
+    path = write_csv(tmp_path / "unusual.csv", [
+        f"\t{imsi}\t,2025-03-01T00:00:00Z,2025-03-01T00:10:00Z,1,2",            # tabs
+        f"{imsi},2025-03-01t00:00:00z,2025-03-01t00:10:00z,3,4",                # t and z
+        f"{imsi},2025-03-01 00:00:00+05:60,2025-03-01 00:10:00+05:60,5,6",      # read as +06:00
+        f"{imsi},2025-03-01T00:00:00.1234567Z,2025-03-01T00:10:00.9999999+00:00,7,8",  # cut to µs
+        f"{imsi},2025-03-01T00:00:00Z,2025-03-01T00:10:00Z,0000000000000000000009,010",
+        f"{imsi},2025-03-01T00:00:00-23:59,2025-03-01T00:10:00-23:59,11,12",    # past 15:59
+        f"{imsi},2025-03-02T00:00:00.5Z,2025-03-02T00:00:00.5Z,13,0",
+        " , ,\t,,",                                                             # blank
+        "",
+    ])
+    result = cli("usage", "import", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["imported"] == 7
+    records, daily, _ = usage_state(backend, tenant.account_id)
+    assert sorted(records) == expected_records(path, thing["id"])
+    by_day: dict = {}
+    for _, end, up, down, _ in records:
+        day = by_day.setdefault(end.date(), [0, 0])
+        day[0] += up
+        day[1] += down
+    assert sorted(daily) == sorted((thing["id"], day, up, down) for day, (up, down) in by_day.items())
+
+
+def test_a_csv_file_with_quotes_imports_and_names_its_bad_lines(  # type: ignore[no-untyped-def]
+        cli, tenant, backend, tmp_path):
+    thing = tenant.things(1)[0]
+    imsi = thing["imsi"]
+    good = write_csv(tmp_path / "quoted.csv", [
+        f'"{imsi}","2025-03-01T00:00:00Z","2025-03-01T00:10:00Z","100","200"',
+        f'{imsi},2025-03-01T00:00:00Z,"2025-03-01T00:20:00Z",300,400',
+    ], header='"imsi","start","end","bytes_up","bytes_down"')
+    result = cli("usage", "import", str(good), "--json")
+    assert result.exit_code == 0, result.output
+    records, _, _ = usage_state(backend, tenant.account_id)
+    assert sorted(records) == expected_records(good, thing["id"])
+
+    bad = write_csv(tmp_path / "quoted-bad.csv", [
+        f'"{imsi}","2025-03-01T00:00:00Z","2025-03-01T00:10:00Z","1,5","2"',   # 2: 1,5
+        f'"{imsi}","2025-03-01T00:00:00Z","2025-03-01T00:10:00Z","1',          # 3-4: a field
+        '2","2"',                                                              #   on two lines
+        f'"{imsi}","2025-03-01T00:00:00Z","2025-03-01T00:10:00Z"',             # 5: 3 fields
+    ])
+    before = usage_state(backend, tenant.account_id)
+    problems = json.loads(one_line_error(cli("usage", "import", str(bad), "--json")))["problems"]
+    assert problems == [
+        "line 2: bytes_up '1,5' is not a whole number of bytes (0 to 9223372036854775807)",
+        "line 4: bytes_up '1\\n2' is not a whole number of bytes (0 to 9223372036854775807)",
+        "line 5: expected 5 fields (imsi,start,end,bytes_up,bytes_down), found 3"]
+    assert usage_state(backend, tenant.account_id) == before
+
+
+def test_usual_lines_with_one_bad_value_name_it(  # type: ignore[no-untyped-def]
+        cli, tenant, backend, tmp_path):
+    """A file of the usual shape whose problem only the database or the Things can tell (a
+    day that does not exist, an unknown IMSI, times out of order, the future): the line is
+    named, as on SQLite, and nothing is imported."""
+    thing = tenant.things(1)[0]
+    imsi = thing["imsi"]
+    usual = [f"{imsi},2025-03-01T00:{n % 60:02d}:00Z,2025-03-01T01:{n % 60:02d}:00Z,{n},{2 * n}"
+             for n in range(2000)]
+    future = rfc3339(utcnow().replace(microsecond=0) + timedelta(hours=1))
+    cases = {
+        "2025-02-30": (f"{imsi},2025-02-28T00:00:00Z,2025-02-30T00:00:00Z,1,1",
+                       "end '2025-02-30T00:00:00Z' is not an RFC 3339 time"),
+        "unknown": (f"{random_imsi()},2025-03-01T00:00:00Z,2025-03-01T00:10:00Z,1,1",
+                    "unknown IMSI"),
+        "order": (f"{imsi},2025-03-01T00:10:00Z,2025-03-01T00:00:00Z,1,1", "is before start"),
+        "future": (f"{imsi},2025-03-01T00:00:00Z,{future},1,1", "is in the future"),
+        "hour 24": (f"{imsi},2025-03-01T00:00:00Z,2025-03-01T24:00:00Z,1,1",
+                    "is not an RFC 3339 time"),
+    }
+    before = usage_state(backend, tenant.account_id)
+    for name, (line, words) in cases.items():
+        path = write_csv(tmp_path / f"{name.replace(' ', '-')}.csv", [*usual, line, *usual[:3]])
+        problems = json.loads(one_line_error(cli("usage", "import", str(path), "--json")))["problems"]
+        assert len(problems) == 1 and problems[0].startswith("line 2002: "), (name, problems)
+        assert words in problems[0], (name, problems)
+    assert usage_state(backend, tenant.account_id) == before
+
+
+def test_windows_line_ends_a_bom_and_no_final_line_end(  # type: ignore[no-untyped-def]
+        cli, tenant, backend, tmp_path):
+    thing = tenant.things(1)[0]
+    lines = [f"{thing['imsi']},2025-03-01T00:00:00Z,2025-03-01T00:{n:02d}:00Z,{n},{n}"
+             for n in range(1, 50)]
+    path = tmp_path / "windows.csv"
+    path.write_bytes(("\ufeff" + "\r\n".join([HEADER, *lines[:20], "", *lines[20:]])).encode())
+    result = cli("usage", "import", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["imported"] == 49
+    records, daily, _ = usage_state(backend, tenant.account_id)
+    assert sorted(records) == expected_records(path, thing["id"])
+    assert daily == [(thing["id"], at("2025-03-01T00:00:00").date(), 49 * 25, 49 * 25)]
+    with backend.database.transaction(read_only=True) as session:
+        ids = session.scalars(select(UsageRecord.id)
+                              .where(UsageRecord.account_id == tenant.account_id)).all()
+    assert len(set(ids)) == 49 and all(re.fullmatch(r"use_[0-9A-Z]{29}", i) for i in ids)

@@ -10,6 +10,7 @@ is marked late (billing.service.attribution_day).
 from __future__ import annotations
 
 import csv
+import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,14 +19,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import Progress, TaskID
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ..billing.closing import CLOSE_LOCK
 from ..billing.cycles import period_of
 from ..billing.service import attribution_day, close_due_cycles
-from ..core.db import advisory_lock, is_postgres
+from ..core.db import Database, advisory_lock, is_postgres
 from ..core.ids import new_id
+from ..core.logging import configure_logging
 from ..models import Thing, UsageDaily, UsageRecord, utcnow
 from ..things.identifiers import imsi_problem
 from .common import (
@@ -40,6 +43,7 @@ from .common import (
 )
 from .sims import rejection
 
+log = logging.getLogger("simplane.usage")
 usage_app = typer.Typer(help="Usage records from a mediation system.", no_args_is_help=True)
 billing_app = typer.Typer(help="Billing cycles.", no_args_is_help=True)
 
@@ -67,7 +71,7 @@ def parse_time(text: str) -> datetime | None:
     offset = "+00:00" if offset in ("Z", "z") else offset
     try:
         return datetime.fromisoformat(f"{day}T{clock}{fraction}{offset}").astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved out of range by UTC
         return None
 
 
@@ -107,6 +111,14 @@ def _row(line: int, fields: list[str], now: datetime) -> tuple[UsageRow | None, 
     return UsageRow(line, imsi, start, end, counts[0], counts[1]), []
 
 
+def check_fields(line: int, fields: list[str], now: datetime) -> tuple[UsageRow | None, list[str]]:
+    """One record that is not blank: its row, or its problems (each naming the line)."""
+    if len(fields) != len(HEADER):
+        return None, [f"line {line}: expected {len(HEADER)} fields ({','.join(HEADER)}), "
+                      f"found {len(fields)}"]
+    return _row(line, fields, now)
+
+
 def read_usage(path: Path, now: datetime) -> tuple[list[UsageRow], list[str]]:
     """The valid rows of the file and a problem, naming its line, for every other row.
 
@@ -127,11 +139,7 @@ def read_usage(path: Path, now: datetime) -> tuple[list[UsageRow], list[str]]:
             for fields in reader:
                 if not any(field.strip() for field in fields):
                     continue
-                if len(fields) != len(HEADER):
-                    problems.append(f"line {reader.line_num}: expected {len(HEADER)} fields "
-                                    f"({','.join(HEADER)}), found {len(fields)}")
-                    continue
-                row, row_problems = _row(reader.line_num, fields, now)
+                row, row_problems = check_fields(reader.line_num, fields, now)
                 problems.extend(row_problems)
                 if row is not None:
                     rows.append(row)
@@ -254,17 +262,13 @@ def import_command(
     """Import every usage record of FILE.csv, or none: each bad line is named."""
     settings = state(ctx).settings()
     now = utcnow()
-    rows, problems = read_usage(file, now)
-    with open_database(settings) as database, database.transaction() as session:
-        things = find_things(session, (row.imsi for row in rows))
-        problems += [f"line {row.line}: unknown IMSI {row.imsi}" for row in rows
-                     if row.imsi not in things]
-        if problems:
-            problems.sort(key=lambda p: int(re.match(r"line (\d+)", p).group(1)))  # type: ignore[union-attr]
-            raise CliError(rejection(f"{file} rejected", problems), details={"problems": problems})
-        with progress(not json_output) as bar:
-            task = bar.add_task(f"Importing {file.name}", total=len(rows))
-            summary = import_usage(session, rows, things, now, lambda n: bar.advance(task, n))
+    with open_database(settings) as database:
+        if database.is_postgres:
+            if settings.log_level == "DEBUG":  # the time of each phase, as a JSON log line
+                configure_logging(settings.log_level)
+            summary = _import_postgres(database, file, now, json_output)
+        else:
+            summary = _import_rows(database, file, now, json_output)
     result = {"file": str(file), "imported": summary.records, "late": summary.late,
               "things": summary.things, "days": summary.days, "bytes_up": summary.bytes_up,
               "bytes_down": summary.bytes_down}
@@ -274,6 +278,62 @@ def import_command(
     late = f", {summary.late} late (counted in the open cycle)" if summary.late else ""
     out.print(f"Imported {summary.records} usage record(s) from {file} for {summary.things} "
               f"Thing(s): {summary.bytes_up} bytes up, {summary.bytes_down} bytes down{late}.")
+
+
+def _reject(file: Path, problems: list[str]) -> CliError:
+    return CliError(rejection(f"{file} rejected", problems), details={"problems": problems})
+
+
+def _import_rows(database: Database, file: Path, now: datetime,
+                 json_output: bool) -> ImportSummary:
+    """Row by row: every record checked in Python, then written in batches (SQLite)."""
+    rows, problems = read_usage(file, now)
+    with database.transaction() as session:
+        things = find_things(session, (row.imsi for row in rows))
+        problems += [f"line {row.line}: unknown IMSI {row.imsi}" for row in rows
+                     if row.imsi not in things]
+        if problems:
+            problems.sort(key=lambda p: int(re.match(r"line (\d+)", p).group(1)))  # type: ignore[union-attr]
+            raise _reject(file, problems)
+        with progress(not json_output) as bar:
+            task = bar.add_task(f"Importing {file.name}", total=len(rows))
+            return import_usage(session, rows, things, now, lambda n: bar.advance(task, n))
+
+
+class _Phases:
+    """The PostgreSQL import's phases, one after another on the progress bar."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.task: TaskID | None = None
+        self.total = 1
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, total=self.total, completed=self.total)
+        self.task = self.bar.add_task(name, total=total)
+        self.total = total or 1
+
+    def advance(self, amount: int) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task, amount)
+
+
+def _import_postgres(database: Database, file: Path, now: datetime,
+                     json_output: bool) -> ImportSummary:
+    """Set-based, through COPY (cli/usage_postgres.py): same checks, same messages."""
+    from .usage_postgres import import_file
+
+    with progress(not json_output) as bar, database.transaction() as session:
+        outcome = import_file(session, file, now, HEADER, check_fields, now + CLOCK_SKEW,
+                              _Phases(bar))
+        if outcome.problems:
+            raise _reject(file, [problem for _, problem in outcome.problems])
+    log.debug("usage import", extra={"file": str(file), "records": outcome.records,
+                                     "fast": outcome.fast, "seconds": outcome.timings})
+    return ImportSummary(records=outcome.records, late=outcome.late, things=outcome.things,
+                         days=outcome.days, bytes_up=outcome.bytes_up,
+                         bytes_down=outcome.bytes_down)
 
 
 def _moment(value: str) -> datetime:

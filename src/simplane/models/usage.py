@@ -63,7 +63,10 @@ class UsageRecord(Base):
     __table_args__ = (Index("ix_usage_records_thing_id_recorded_at", "thing_id", "recorded_at"),)
 
     id: Mapped[str] = id_column()
-    account_id: Mapped[str] = account_column()
+    # The Thing's account, always; no foreign key or index of its own: an append-only log
+    # loaded by the million, where a per-row check against `accounts` would double the cost
+    # (migration 0007_usage).
+    account_id: Mapped[str] = mapped_column(IdColumn)
     thing_id: Mapped[str] = mapped_column(IdColumn)
     session_id: Mapped[str | None] = mapped_column(IdColumn, nullable=True)
     recorded_at: Mapped[datetime] = created_column()
