@@ -6,8 +6,8 @@ key to `accounts` made PostgreSQL check every inserted row against `accounts` on
 the cost of loading a record), and its index on `account_id` alone served no query (the
 (thing_id, recorded_at) index serves reads of a Thing's usage). Accounts are never deleted.
 
-Revision ID: 0007_usage
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-26 01:00:00
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0007_usage'
-down_revision = '0006'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
