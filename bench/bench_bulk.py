@@ -30,7 +30,8 @@ from sqlalchemy import func, select, text
 from bench._data import BENCH_SECRET, Tenant, bench_settings, create_tenant, insert_things
 from bench._harness import ROOT, Context, Measurement, free_port, wait_for_port
 from simplane.core.db import Database
-from simplane.models import BulkActionItem, Thing, ThingStateChange
+from simplane.bulk import items as bulk_items
+from simplane.models import BulkAction, Thing, ThingStateChange
 
 NAME = "bulk"
 SIZES = (100_000, 1_000_000)
@@ -186,8 +187,9 @@ def _verify(database: Database, tenant: Tenant, job: dict, count: int) -> dict:
                                          ThingStateChange.to_state == "ACTIVE",
                                          ThingStateChange.from_state == "PROVISIONED",
                                          ThingStateChange.source == "bulk")).one()
-        items = dict(session.execute(select(BulkActionItem.status, func.count()).where(
-            BulkActionItem.bulk_action_id == job["id"]).group_by(BulkActionItem.status)).all())
+        stored = session.get(BulkAction, job["id"])
+        assert stored is not None
+        items = bulk_items.counts(session, stored)
     assert states == {"ACTIVE": count}, states
     assert tuple(history) == (count, count), history
     assert items == {"SUCCEEDED": count}, items

@@ -21,7 +21,8 @@ from livekit import (
 )
 from sqlalchemy import func, select
 
-from simplane.models import BulkAction, BulkActionItem, Event, Thing, ThingStateChange
+from simplane.bulk import items as job_items
+from simplane.models import BulkAction, Event, Thing, ThingStateChange
 
 SIZE = 6_000
 BATCH = 500  # SIMPLANE_BULK_BATCH_SIZE here: what one transaction commits
@@ -43,9 +44,8 @@ def _part_way(client: httpx.Client, job_id: str) -> dict[str, Any]:
 def _stored(backend: Any, job_id: str) -> tuple[BulkAction, dict[str, int]]:
     with backend.database.transaction(read_only=True) as session:
         job = session.get(BulkAction, job_id)
-        outcomes = dict(session.execute(select(BulkActionItem.status, func.count()).where(
-            BulkActionItem.bulk_action_id == job_id).group_by(BulkActionItem.status)).all())
-    assert job is not None
+        assert job is not None
+        outcomes = job_items.counts(session, job)
     return job, outcomes
 
 

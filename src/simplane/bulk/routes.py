@@ -8,9 +8,9 @@ from ..core.auth import Principal
 from ..core.deps import DbSession, authorize, record_audit
 from ..core.http import problem_responses, set_link_header, with_etag
 from ..core.paging import DEFAULT_LIMIT, MAX_LIMIT, paginate
-from ..models import BulkAction, BulkActionItem
-from . import service
-from .schemas import BulkActionCreate, BulkActionList, BulkActionOut, ItemList, ItemOut
+from ..models import BulkAction
+from . import items, service
+from .schemas import BulkActionCreate, BulkActionList, BulkActionOut, ItemList
 
 router = APIRouter(tags=["bulk actions"])
 Reader = Annotated[Principal, Depends(authorize("bulk:read"))]
@@ -54,12 +54,10 @@ def list_items(bulk_action_id: str, principal: Reader, session: DbSession, reque
                response: Response,
                status: Literal["PENDING", "SUCCEEDED", "FAILED"] | None = None,
                limit: Limit = DEFAULT_LIMIT, cursor: str | None = None) -> ItemList:
-    service.require_job(session, principal.account_id, bulk_action_id)
-    page = paginate(session, service.items_query(principal.account_id, bulk_action_id, status),
-                    BulkActionItem.thing_id, limit=limit, cursor=cursor)
+    job = service.require_job(session, principal.account_id, bulk_action_id)
+    page = items.page(session, job, status, limit=limit, cursor=cursor)
     set_link_header(request, response, page)
-    return ItemList(items=[ItemOut.model_validate(i, from_attributes=True) for i in page.items],
-                    next_cursor=page.next_cursor)
+    return ItemList(items=list(page.items), next_cursor=page.next_cursor)
 
 
 @router.post("/bulk-actions/{bulk_action_id}/cancel", response_model=BulkActionOut,

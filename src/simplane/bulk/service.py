@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, insert, literal, select, update
+from sqlalchemy import Select, delete, exists, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from ..core.auth import Principal
@@ -32,6 +31,8 @@ from ..models import BulkAction, BulkActionItem, Thing, ThingsGroup, ThingTag, u
 from ..things import repository as things_repository
 from ..things.schemas import TAG_PATTERN, ServicesPatch, ThingPatch
 from ..things.service import Actor, change_state, patch_thing, validate_filters
+from . import items
+from .items import Outcome
 from .schemas import BulkActionCreate, BulkActionOut
 from .state import run_state_batch
 
@@ -41,6 +42,7 @@ BATCH_SIZE = 500
 # wait at most one (smaller) batch there.
 STATE_BATCH_SIZE = {"postgresql": 20_000, "sqlite": 2_000}
 STALE_AFTER = timedelta(seconds=60)
+ANALYZE_FROM = 10_000  # items: a job this large gets the items table's statistics refreshed
 STATE_ACTIONS = {"ACTIVATE": "ACTIVE", "SUSPEND": "SUSPENDED", "RETIRE": "RETIRED"}
 _TAG = re.compile(TAG_PATTERN)
 
@@ -150,15 +152,14 @@ def create_job(session: Session, principal: Principal, body: BulkActionCreate) -
                      actor_client_id=principal.client_id, created_at=now)
     session.add(job)
     session.flush()
-    resolved: int | None = None  # items the target query wrote, all PENDING
+    resolved: int | None = None  # items the target query wrote, all pending
     if body.target.thing_ids is not None:
         _items_from_ids(session, job, body.target.thing_ids)
     elif not body.dry_run:
         query = _target_query(session, principal.account_id, body)
         resolved = session.execute(insert(BulkActionItem.__table__).from_select(
-            ["bulk_action_id", "thing_id", "account_id", "status"],
-            query.with_only_columns(literal(job.id), Thing.id, literal(principal.account_id),
-                                    literal("PENDING"))),
+            ["bulk_action_id", "thing_id", "account_id"],
+            query.with_only_columns(literal(job.id), Thing.id, literal(principal.account_id))),
             execution_options={"preserve_rowcount": True}).rowcount
     if body.dry_run:
         if body.target.thing_ids is None:
@@ -166,7 +167,7 @@ def create_job(session: Session, principal: Principal, body: BulkActionCreate) -
             job.total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         else:
             job.total = session.scalar(select(func.count()).where(
-                BulkActionItem.bulk_action_id == job.id, BulkActionItem.status == "PENDING")) or 0
+                BulkActionItem.bulk_action_id == job.id, BulkActionItem.status.is_(None))) or 0
             session.execute(delete(BulkActionItem).where(BulkActionItem.bulk_action_id == job.id))
         job.status, job.finished_at = "COMPLETED", now
     elif resolved is not None and resolved >= 0:  # counting a million fresh rows again costs
@@ -192,7 +193,7 @@ def _items_from_ids(session: Session, job: BulkAction, thing_ids: Sequence[str])
                                                            Thing.id.in_(chunk))))
         session.execute(insert(BulkActionItem), [
             {"bulk_action_id": job.id, "thing_id": thing_id, "account_id": job.account_id,
-             "status": "PENDING" if thing_id in found else "FAILED",
+             "status": None if thing_id in found else "FAILED",
              "code": None if thing_id in found else "not_found",
              "detail": None if thing_id in found else f"thing {thing_id!r} was not found"}
             for thing_id in chunk])
@@ -244,6 +245,10 @@ def claim_job(session: Session, owner: str, stale_after: timedelta = STALE_AFTER
         claimable(now, stale_after, owner)).order_by(BulkAction.id).limit(1)))
     if job is None:
         return None
+    if job.started_at is None and job.total >= ANALYZE_FROM and is_postgres(session):
+        # The job's items were just written; PostgreSQL's planner has not seen them and would
+        # read and sort all of them for every batch rather than walk the primary key.
+        session.execute(text("ANALYZE bulk_action_items"))
     job.status = "RUNNING"
     job.owner = owner
     job.heartbeat_at = now
@@ -259,19 +264,12 @@ def release_job(session: Session, job_id: str, owner: str) -> None:
         .values(status="QUEUED", owner=None))
 
 
-@dataclass
-class _Outcome:
-    ok: bool
-    code: str | None = None
-    detail: str | None = None
-
-
 def state_batch_size(session: Session) -> int:
     return STATE_BATCH_SIZE["postgresql" if is_postgres(session) else "sqlite"]
 
 
 def run_batch(session: Session, job_id: str, owner: str, state_batch: int | None = None) -> bool:
-    """Process one batch of the job's PENDING items; False when the job is done (or lost)."""
+    """Process one batch of the job's pending items; False when the job is done (or lost)."""
     job = session.scalar(select(BulkAction).where(BulkAction.id == job_id).with_for_update())
     if job is None or job.owner != owner or job.status != "RUNNING":
         return False
@@ -280,65 +278,38 @@ def run_batch(session: Session, job_id: str, owner: str, state_batch: int | None
         _finish(session, job, "CANCELLED", now)
         return False
     if job.action in STATE_ACTIONS:
-        batch = run_state_batch(session, job, STATE_ACTIONS[job.action],
-                                state_batch or state_batch_size(session), now)
-        if batch is None:
-            _finish(session, job, "COMPLETED", now)
-            return False
-        job.processed += batch.processed
-        job.succeeded += batch.succeeded
-        job.failed += batch.failed
-        job.heartbeat_at = now
-        session.flush()
-        return True
-    thing_ids = list(session.scalars(select(BulkActionItem.thing_id).where(
-        BulkActionItem.bulk_action_id == job.id, BulkActionItem.status == "PENDING")
-        .order_by(BulkActionItem.thing_id).limit(BATCH_SIZE)))
-    if not thing_ids:
+        done = run_state_batch(session, job, STATE_ACTIONS[job.action],
+                               state_batch or state_batch_size(session), now)
+    else:
+        thing_ids = list(session.scalars(items.next_batch(job, BATCH_SIZE)))
+        done = bool(thing_ids)
+        if done:
+            items.record(session, job, thing_ids, _apply(session, job, thing_ids))
+    if not done:
         _finish(session, job, "COMPLETED", now)
         return False
-    outcomes = _apply(session, job, thing_ids)
-    succeeded = [t for t, o in outcomes.items() if o.ok]
-    if succeeded:
-        session.execute(update(BulkActionItem).where(
-            BulkActionItem.bulk_action_id == job.id, BulkActionItem.thing_id.in_(succeeded))
-            .values(status="SUCCEEDED"))
-    failures = [{"b_job": job.id, "b_thing": t, "code": o.code, "detail": (o.detail or "")[:300]}
-                for t, o in outcomes.items() if not o.ok]
-    if failures:
-        from sqlalchemy import bindparam
-
-        session.execute(
-            update(BulkActionItem.__table__)
-            .where(BulkActionItem.__table__.c.bulk_action_id == bindparam("b_job"),
-                   BulkActionItem.__table__.c.thing_id == bindparam("b_thing"))
-            .values(status="FAILED", code=bindparam("code"), detail=bindparam("detail")),
-            failures)
-    job.processed += len(outcomes)
-    job.succeeded += len(succeeded)
-    job.failed += len(failures)
     job.heartbeat_at = now
     session.flush()
     return True
 
 
-def _apply(session: Session, job: BulkAction, thing_ids: list[str]) -> dict[str, _Outcome]:
+def _apply(session: Session, job: BulkAction, thing_ids: list[str]) -> dict[str, Outcome]:
+    """Each Thing through the single-Thing services; the outcomes that are not successes."""
     actor = Actor(job.actor_user_id, job.actor_client_id, "bulk")
     if job.action in ("ADD_TAGS", "REMOVE_TAGS"):
         return _apply_tags(session, job, thing_ids)
     things = {t.id: t for t in session.scalars(select(Thing).where(
         Thing.account_id == job.account_id, Thing.id.in_(thing_ids)).with_for_update())}
-    outcomes: dict[str, _Outcome] = {}
+    outcomes: dict[str, Outcome] = {}
     for thing_id in thing_ids:
         thing = things.get(thing_id)
         if thing is None:
-            outcomes[thing_id] = _Outcome(False, "not_found", f"thing {thing_id!r} was not found")
+            outcomes[thing_id] = items.not_found(thing_id)
             continue
         try:
             _apply_one(session, job, thing, actor)
-            outcomes[thing_id] = _Outcome(True)
         except AppError as error:
-            outcomes[thing_id] = _Outcome(False, error.code, error.detail)
+            outcomes[thing_id] = Outcome("FAILED", error.code, error.detail)
     return outcomes
 
 
@@ -361,7 +332,7 @@ def _apply_one(session: Session, job: BulkAction, thing: Thing, actor: Actor) ->
         raise AssertionError(job.action)
 
 
-def _apply_tags(session: Session, job: BulkAction, thing_ids: list[str]) -> dict[str, _Outcome]:
+def _apply_tags(session: Session, job: BulkAction, thing_ids: list[str]) -> dict[str, Outcome]:
     """Set-based: one statement for the whole batch."""
     tags = job.params["tags"]
     present = set(session.scalars(select(Thing.id).where(Thing.account_id == job.account_id,
@@ -381,16 +352,7 @@ def _apply_tags(session: Session, job: BulkAction, thing_ids: list[str]) -> dict
             session.execute(insert(ThingTag), rows)
     if ids:
         session.execute(update(Thing).where(Thing.id.in_(ids)).values(updated_at=utcnow()))
-    return {t: _Outcome(True) if t in present else
-            _Outcome(False, "not_found", f"thing {t!r} was not found") for t in thing_ids}
-
-
-def items_query(account_id: str, job_id: str, status: str | None) -> Select[Any]:
-    statement = select(BulkActionItem).where(BulkActionItem.account_id == account_id,
-                                             BulkActionItem.bulk_action_id == job_id)
-    if status:
-        statement = statement.where(BulkActionItem.status == status)
-    return statement
+    return {t: items.not_found(t) for t in thing_ids if t not in present}
 
 
 def jobs_query(account_id: str) -> Select[Any]:

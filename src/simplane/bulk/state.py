@@ -29,10 +29,8 @@ from sqlalchemy.orm import Session
 from ..core.db import is_postgres
 from ..core.errors import AppError
 from ..core.ids import new_ids
-from ..models.base import UTCDateTime
 from ..models import (
     BulkAction,
-    BulkActionItem,
     DataSession,
     Event,
     IpLease,
@@ -41,8 +39,11 @@ from ..models import (
     ThingStateChange,
     WebhookDelivery,
 )
+from ..models.base import UTCDateTime
 from ..things.service import ALLOWED_TRANSITIONS, Actor, change_state, transition_error
 from ..webhooks.service import payload, subscribers
+from . import items
+from .items import Outcome
 
 EVENT_TYPE = "thing.state_changed"
 # request_disconnect's reason for each target state that ends data sessions.
@@ -50,86 +51,63 @@ DISCONNECT_REASON = {"SUSPENDED": "suspended", "RETIRED": "retired"}
 
 
 @dataclass
-class Outcome:
-    status: str
-    code: str | None = None
-    detail: str | None = None
-
-
-@dataclass
-class Batch:
-    """What one batch did: counts for the job's progress."""
-
-    processed: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    # Changed by someone else between our read and our write (PostgreSQL): left PENDING, so
-    # the next batch reads them again.
-    retried: int = 0
-
-
-@dataclass
 class _Plan:
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # id, from state, group
     singles: list[str] = field(default_factory=list)
-    outcomes: dict[str, Outcome] = field(default_factory=dict)  # all but the set-based changes
+    outcomes: dict[str, Outcome] = field(default_factory=dict)  # all but plain successes
 
 
 def run_state_batch(session: Session, job: BulkAction, to_state: str, limit: int,
-                    now: datetime) -> Batch | None:
-    """The next `limit` PENDING items of the job, changed to `to_state`; None when none is
-    left."""
-    # The batch first (an index range: bulk_action_id, status, thing_id), then its Things: a
-    # join first would read every PENDING item of the job.
-    batch = (select(BulkActionItem.thing_id)
-             .where(BulkActionItem.bulk_action_id == job.id, BulkActionItem.status == "PENDING")
-             .order_by(BulkActionItem.thing_id).limit(limit).subquery())
-    rows = session.execute(
-        select(batch.c.thing_id, Thing.state, Thing.ip_locked, Thing.things_group_id)
-        .select_from(batch)
-        .outerjoin(Thing, (Thing.id == batch.c.thing_id) & (Thing.account_id == job.account_id))
-        .order_by(batch.c.thing_id)).all()
-    if not rows:
-        return None
-    plan = _plan(rows, to_state)
+                    now: datetime) -> bool:
+    """The job's next `limit` pending items changed to `to_state`, their outcomes recorded;
+    False when none was left."""
+    batch = list(session.scalars(items.next_batch(job, limit)))
+    if not batch:
+        return False
+    things = (_things_postgres if is_postgres(session) else _things_portable)(
+        session, job.account_id, batch)
+    plan = _plan([(thing_id, *things.get(thing_id, (None, None, None))) for thing_id in batch],
+                 to_state)
     actor = Actor(job.actor_user_id, job.actor_client_id, "bulk")
-    raced: list[str] = []
     if plan.changes:
         apply = _apply_postgres if is_postgres(session) else _apply_portable
-        raced = apply(session, job, to_state, actor, plan.changes, now)
+        for thing_id in apply(session, job, to_state, actor, plan.changes, now):
+            plan.outcomes[thing_id] = items.AGAIN
     _apply_singles(session, job, to_state, actor, plan, now)
-    # The batch is every PENDING item from its first to its last thing_id (it took them in that
-    # order, under the job's lock): one index range marks them all, and the few other outcomes
-    # are written over it.
-    items = BulkActionItem.__table__
-    marked = session.execute(
-        update(items).where(items.c.bulk_action_id == job.id, items.c.status == "PENDING",
-                            items.c.thing_id.between(rows[0][0], rows[-1][0]))
-        .values(status="SUCCEEDED")).rowcount
-    if marked != len(rows):
-        raise RuntimeError(f"bulk action {job.id}: the batch has {len(rows)} items but "
-                           f"{marked} are PENDING in its range")
-    for thing_id in raced:
-        plan.outcomes[thing_id] = Outcome("PENDING")
-    _record(session, job.id, {t: o for t, o in plan.outcomes.items()
-                              if o != Outcome("SUCCEEDED")})
-    failed = sum(1 for o in plan.outcomes.values() if o.status == "FAILED")
-    processed = len(rows) - len(raced)
-    return Batch(processed=processed, succeeded=processed - failed, failed=failed,
-                 retried=len(raced))
+    items.record(session, job, batch, plan.outcomes)
+    return True
+
+
+def _things_portable(session: Session, account_id: str,
+                     batch: list[str]) -> dict[str, tuple[str, bool, str]]:
+    rows = session.execute(select(Thing.id, Thing.state, Thing.ip_locked, Thing.things_group_id)
+                           .where(Thing.account_id == account_id, Thing.id.in_(batch)))
+    return {row[0]: tuple(row[1:]) for row in rows}  # type: ignore[misc]
+
+
+def _things_postgres(session: Session, account_id: str,
+                     batch: list[str]) -> dict[str, tuple[str, bool, str]]:
+    # One array (not 20,000 parameters), and the batch's id range: the planner reads that range
+    # of the primary key whatever else it guesses.
+    rows = session.execute(text(
+        "SELECT id, state, ip_locked, things_group_id FROM things "
+        "WHERE account_id = :account_id AND id BETWEEN :first_id AND :last_id "
+        "AND id = ANY(string_to_array(:ids, ','))"),
+        {"account_id": account_id, "first_id": batch[0], "last_id": batch[-1],
+         "ids": ",".join(batch)})
+    return {row[0]: tuple(row[1:]) for row in rows}  # type: ignore[misc]
 
 
 def _plan(rows: Sequence[Any], to_state: str) -> _Plan:
     plan = _Plan()
     for thing_id, state, ip_locked, group_id in rows:
         if state is None:
-            plan.outcomes[thing_id] = Outcome("FAILED", "not_found",
-                                              f"thing {thing_id!r} was not found")
+            plan.outcomes[thing_id] = items.not_found(thing_id)
         elif state == to_state:
-            plan.outcomes[thing_id] = Outcome("SUCCEEDED")  # same-state: no change, no event
+            pass  # same-state: succeeds without a change or an event
         elif to_state not in ALLOWED_TRANSITIONS[state]:
             error = transition_error(state, to_state)
-            plan.outcomes[thing_id] = Outcome("FAILED", error.code, error.detail[:300])
+            plan.outcomes[thing_id] = Outcome("FAILED", error.code, error.detail)
         elif to_state == "RETIRED" and ip_locked:
             plan.singles.append(thing_id)
         else:
@@ -141,31 +119,18 @@ def _apply_singles(session: Session, job: BulkAction, to_state: str, actor: Acto
                    now: datetime) -> None:
     if not plan.singles:
         return
-    things = session.scalars(select(Thing).where(
-        Thing.account_id == job.account_id, Thing.id.in_(plan.singles)).with_for_update())
-    for thing in things:
+    things = {thing.id: thing for thing in session.scalars(select(Thing).where(
+        Thing.account_id == job.account_id, Thing.id.in_(plan.singles)).with_for_update())}
+    for thing_id in plan.singles:
+        thing = things.get(thing_id)
+        if thing is None:
+            plan.outcomes[thing_id] = items.not_found(thing_id)
+            continue
         try:
             change_state(session, thing, to_state, actor, now=now)
-            plan.outcomes[thing.id] = Outcome("SUCCEEDED")
         except AppError as error:
-            plan.outcomes[thing.id] = Outcome("FAILED", error.code, error.detail[:300])
+            plan.outcomes[thing_id] = Outcome("FAILED", error.code, error.detail)
     session.flush()
-    for thing_id in plan.singles:
-        plan.outcomes.setdefault(thing_id, Outcome("FAILED", "not_found",
-                                                   f"thing {thing_id!r} was not found"))
-
-
-def _record(session: Session, job_id: str, outcomes: dict[str, Outcome]) -> None:
-    if not outcomes:
-        return
-    table = BulkActionItem.__table__
-    session.execute(
-        update(table).where(table.c.bulk_action_id == bindparam("b_job"),
-                            table.c.thing_id == bindparam("b_thing"))
-        .values(status=bindparam("b_status"), code=bindparam("b_code"),
-                detail=bindparam("b_detail")),
-        [{"b_job": job_id, "b_thing": thing_id, "b_status": o.status, "b_code": o.code,
-          "b_detail": o.detail} for thing_id, o in outcomes.items()])
 
 
 # --- the event and its webhook body, exactly as events.emit and webhooks.payload write them --

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, IdColumn, UTCDateTime, account_column, created_column, id_column, updated_column
@@ -34,19 +34,27 @@ class BulkAction(Base):
     created_at: Mapped[datetime] = created_column()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The thing_id through which every item has been processed (items go in thing_id order);
+    # committed with each batch.
+    done_through: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class BulkActionItem(Base):
     __tablename__ = "bulk_action_items"
-    __table_args__ = (Index("ix_bulk_action_items_job_status_thing", "bulk_action_id", "status",
-                            "thing_id"),)
+    # Only FAILED items are listed often enough, and few enough, to be worth an index; the
+    # next batch is a range of the primary key.
+    __table_args__ = (Index("ix_bulk_action_items_failed", "bulk_action_id", "thing_id",
+                            postgresql_where=text("status = 'FAILED'"),
+                            sqlite_where=text("status = 'FAILED'")),)
 
     # No foreign key: checking it per row was a third of the cost of creating a job of a
     # million items; only the bulk service writes items, in their job's own transaction.
     bulk_action_id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
     thing_id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
     account_id: Mapped[str] = mapped_column(IdColumn)
-    status: Mapped[str] = mapped_column(String(10), default="PENDING")
+    # NULL until the item has an outcome of its own: up to its job's done_through that means
+    # SUCCEEDED, after it PENDING (bulk.service.item_status).
+    status: Mapped[str | None] = mapped_column(String(10), nullable=True)
     code: Mapped[str | None] = mapped_column(String(40), nullable=True)
     detail: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
@@ -78,7 +86,9 @@ class WebhookDelivery(Base):
     event_id: Mapped[str] = mapped_column(IdColumn)
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(10), default="PENDING")
+    # NULL until the item has an outcome of its own: up to its job's done_through that means
+    # SUCCEEDED, after it PENDING (bulk.service.item_status).
+    status: Mapped[str | None] = mapped_column(String(10), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = created_column()
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
