@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -25,6 +26,7 @@ from .core.db import Database
 from .core.errors import AppError, FieldError, validation_error
 from .core.http import (
     document_conventions,
+    documented_query_parameters,
     reject_nul_characters,
     reject_unknown_query_parameters,
 )
@@ -153,6 +155,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Every request checks its query against the OpenAPI document: build it before the
+        # first request rather than during it.
+        await anyio.to_thread.run_sync(documented_query_parameters, app)
         # The southbound side runs beside the API in every `serve` process.
         radius = worker = None
         if settings.radius_enabled:

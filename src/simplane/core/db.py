@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -24,19 +24,24 @@ def is_postgres(bind: Engine | Session) -> bool:
 
 def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, pool_size)
     return create_engine(
         url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True, future=True
     )
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, pool_size: int) -> Engine:
     database = url.split(":///", 1)[1] if ":///" in url else ""
+    pooling: dict = {"poolclass": NullPool}
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    # Every connection opens its own file handle; NullPool avoids sharing one across threads.
+        # Connections are kept open, like PostgreSQL's: opening one costs a file open and the
+        # pragmas below, and closing the last one checkpoints the WAL and deletes it, which a
+        # process serving one request at a time would otherwise do per request. A pooled
+        # connection serves one thread at a time; `check_same_thread` only allows the hand-over.
+        pooling = {"poolclass": QueuePool, "pool_size": pool_size, "max_overflow": pool_size * 2}
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool
+        url, connect_args={"check_same_thread": False, "timeout": 30}, **pooling
     )
 
     @event.listens_for(engine, "connect")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,13 +21,34 @@ def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
-def _session(request: Request) -> Iterator[Session]:
+async def _session(request: Request) -> AsyncIterator[Session]:
+    # Async, so that opening the session (no I/O: it connects on first use) and closing one
+    # that never queried cost no trip to the thread pool; ending a transaction costs one.
     database: Database = request.app.state.database
     session = database.session(read_only=request.method in ("GET", "HEAD"))
     try:
         yield session
-        # One commit per request, after the route returned and before the response leaves.
-        session.commit()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _finish(session, commit=False)
+        raise
+    # One commit per request, after the route returned and before the response leaves.
+    await _finish(session, commit=True)
+
+
+async def _finish(session: Session, *, commit: bool) -> None:
+    if session.in_transaction():
+        await anyio.to_thread.run_sync(_end, session, commit)
+    else:
+        session.close()
+
+
+def _end(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
     except BaseException:
         session.rollback()
         raise
@@ -67,8 +89,9 @@ def _principal(request: Request, session: DbSession) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 
 
-def authorize(permission: str) -> Callable[[Principal], Principal]:
-    def check(principal: CurrentPrincipal) -> Principal:
+def authorize(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
+    # Async: a set lookup needs no trip to the thread pool.
+    async def check(principal: CurrentPrincipal) -> Principal:
         if not allows(principal.role, permission):
             raise forbidden(f"role {principal.role.value!r} may not perform {permission}")
         return principal

@@ -188,8 +188,11 @@ class RateLimitMiddleware:
             claims = bearer_claims(scope, self.signer)
             keys = [f"cred:{claims.client_id}" if claims else f"anon:{source}"]
         try:
-            decisions = [await anyio.to_thread.run_sync(self.limiter.hit, key, rate, burst)
-                         for key in keys]
+            if self.limiter.blocking:
+                decisions = [await anyio.to_thread.run_sync(self.limiter.hit, key, rate, burst)
+                             for key in keys]
+            else:  # a dictionary update under a lock: no trip to the thread pool
+                decisions = [self.limiter.hit(key, rate, burst) for key in keys]
         except Exception:  # noqa: BLE001 - e.g. Redis unreachable
             # Rate limiting protects the service; it must not take it down. Fail open, loudly.
             log.warning("rate limiter unavailable; request let through", exc_info=True)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .errors import bad_field
@@ -43,14 +43,18 @@ def decode_cursor(cursor: str) -> str:
 def paginate(
     session: Session,
     statement: Select[Any],
-    key: InstrumentedAttribute[str],
+    key: InstrumentedAttribute[str] | ColumnElement[str],
     *,
     limit: int,
     cursor: str | None,
+    rows: bool = False,
 ) -> Page[Any]:
+    """One page of `statement` in `key` order: its ORM objects, or with `rows` its rows (for a
+    Core statement of several columns)."""
     if cursor:
         statement = statement.where(key > decode_cursor(cursor))
-    rows = session.scalars(statement.order_by(key).limit(limit + 1)).all()
-    if len(rows) > limit:
-        return Page(rows[:limit], encode_cursor(getattr(rows[limit - 1], key.key)))
-    return Page(rows, None)
+    statement = statement.order_by(key).limit(limit + 1)
+    found = (session.execute(statement) if rows else session.scalars(statement)).all()
+    if len(found) > limit:
+        return Page(found[:limit], encode_cursor(getattr(found[limit - 1], key.key)))
+    return Page(found, None)

@@ -26,10 +26,15 @@ def _decide(tokens_after: float, allowed: bool, rate: float, burst: int) -> Deci
 
 
 class RateLimiter(Protocol):
+    # Whether `hit` waits on the network (and so belongs in a worker thread, off the event loop).
+    blocking: bool
+
     def hit(self, key: str, rate: float, burst: int) -> Decision: ...
 
 
 class MemoryRateLimiter:
+    blocking = False
+
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
@@ -77,6 +82,8 @@ return {allowed, tostring(tokens)}
 
 
 class RedisRateLimiter:
+    blocking = True
+
     def __init__(self, url: str) -> None:
         import redis
 

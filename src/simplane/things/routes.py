@@ -8,7 +8,13 @@ from fastapi.responses import RedirectResponse
 
 from ..core.auth import Principal
 from ..core.deps import DbSession, authorize, record_audit
-from ..core.http import check_if_match, problem_responses, set_link_header, with_etag
+from ..core.http import (
+    check_if_match,
+    json_response,
+    problem_responses,
+    set_link_header,
+    with_etag,
+)
 from ..core.paging import DEFAULT_LIMIT, MAX_LIMIT, paginate
 
 from ..core.errors import bad_field
@@ -43,7 +49,6 @@ def list_things(
     principal: Reader,
     session: DbSession,
     request: Request,
-    response: Response,
     state: ThingState | None = None,
     things_group_id: str | None = None,
     tag: Annotated[list[str] | None, Query(description="Repeatable: Things with all tags")] = None,
@@ -54,17 +59,18 @@ def list_things(
     connection_status: ConnectionStatus | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> ThingList:
+) -> Response:
     service.validate_filters(iccid=iccid, imsi=imsi, imei=imei, ip_address=ip_address,
                              tags=tag or ())
-    statement = repository.things_query(
+    statement = repository.thing_rows_query(
         principal.account_id, state=state, things_group_id=things_group_id, tags=tag or (),
         iccid=iccid, imsi=imsi, imei=imei, ip_address=ip_address,
         connection_status=connection_status)
-    page = paginate(session, statement, Thing.id, limit=limit, cursor=cursor)
+    page = paginate(session, statement, Thing.__table__.c.id, limit=limit, cursor=cursor,
+                    rows=True)
+    response = json_response(service.read_list(session, principal.account_id, page))
     set_link_header(request, response, page)
-    return ThingList(items=service.views(session, principal.account_id, page.items),
-                     next_cursor=page.next_cursor)
+    return response
 
 
 @router.get(
@@ -82,12 +88,8 @@ def lookup_thing(principal: Reader, session: DbSession, iccid: str | None = None
 
 
 @router.get("/things/{thing_id}", response_model=ThingOut, responses=problem_responses())
-def get_thing(thing_id: str, principal: Reader, session: DbSession,
-              response: Response) -> ThingOut:
-    thing = service.require_thing(session, principal.account_id, thing_id)
-    out = service.thing_view(session, principal.account_id, thing)
-    with_etag(response, out)
-    return out
+def get_thing(thing_id: str, principal: Reader, session: DbSession) -> Response:
+    return json_response(service.read_thing(session, principal.account_id, thing_id), etag=True)
 
 
 @router.patch(
