@@ -115,28 +115,73 @@ class Assignment:
 def allocate_dynamic(session: Session, thing: Thing, network_id: str) -> Assignment | None:
     """The Thing's locked or unexpired address on this Network, else a free one; None when
     every pool is full (the caller raises `pool_exhausted`)."""
-    lock_network(session, thing.account_id, network_id)
+    return allocate_dynamic_many(session, [thing], network_id)[0]
+
+
+def allocate_dynamic_many(session: Session, things: Sequence[Thing],
+                          network_id: str) -> list[Assignment | None]:
+    """`allocate_dynamic` for several Things of the Network's account, with the same answers
+    as calls one after the other: the Network is locked, purged and read once, and free
+    addresses are taken a run at a time, lowest first. The RADIUS server decides the
+    Access-Requests that arrive together in one transaction, so one lock and one commit serve
+    them all instead of serialising every attach on the lock."""
+    if not things:
+        return []
+    account_id = things[0].account_id
+    lock_network(session, account_id, network_id)
     now = utcnow()
     purge_expired(session, network_id, now)
-    pools = pools_of(session, thing.account_id, network_id)
-    lease = current_lease(session, network_id, thing.id)
-    if lease is not None:
-        if lease.kind == DYNAMIC:
-            lease.expires_at = None  # a session holds it now; Stop restarts the clock
-        pool = pool_containing(pools, lease.address)
-        assert pool is not None
-        return Assignment(lease, pool, False)
+    pools = pools_of(session, account_id, network_id)
+    held = {lease.thing_id: lease for lease in session.scalars(select(IpLease).where(
+        IpLease.network_id == network_id, IpLease.thing_id.in_({t.id for t in things})))}
+    free: list[tuple[IpPool, int]] = []
+    exhausted = False
+    results: list[Assignment | None] = []
+    for index, thing in enumerate(things):
+        lease = held.get(thing.id)
+        if lease is not None:
+            if lease.kind == DYNAMIC:
+                lease.expires_at = None  # a session holds it now; Stop restarts the clock
+            pool = pool_containing(pools, lease.address)
+            assert pool is not None
+            results.append(Assignment(lease, pool, False))
+            continue
+        if not free and not exhausted:
+            session.flush()  # the leases handed out so far are taken
+            wanted = len({t.id for t in things[index:]} - held.keys())
+            free = _free_run(session, network_id, pools, wanted)
+            exhausted = not free
+        if not free:
+            results.append(None)
+            continue
+        pool, address = free.pop(0)
+        lease = IpLease(id=new_id("lease"), account_id=thing.account_id, network_id=network_id,
+                        pool_id=pool.id, thing_id=thing.id, address=address, kind=DYNAMIC,
+                        expires_at=None, created_at=now, updated_at=now)
+        session.add(lease)
+        held[thing.id] = lease
+        thing.ip_address = str(ipaddress.IPv4Address(address))
+        results.append(Assignment(lease, pool, True))
+    session.flush()
+    return results
+
+
+def _free_run(session: Session, network_id: str, pools: Sequence[IpPool],
+              wanted: int) -> list[tuple[IpPool, int]]:
+    """Up to `wanted` free addresses in order: the first free one and those right after it up
+    to the next address in use (one indexed look-up), so a batch costs one search, not one
+    per address."""
     found = _free_address(session, network_id, pools)
     if found is None:
-        return None
+        return []
     pool, address = found
-    lease = IpLease(id=new_id("lease"), account_id=thing.account_id, network_id=network_id,
-                    pool_id=pool.id, thing_id=thing.id, address=address, kind=DYNAMIC,
-                    expires_at=None, created_at=now, updated_at=now)
-    session.add(lease)
-    thing.ip_address = str(ipaddress.IPv4Address(address))
-    session.flush()
-    return Assignment(lease, pool, True)
+    if wanted <= 1:
+        return [found]
+    _, high = usable_bounds(pool)
+    taken = session.scalar(select(func.min(IpLease.address)).where(
+        IpLease.network_id == network_id, IpLease.address > address, IpLease.address <= high))
+    last = min(high if taken is None else int(taken) - 1, address + wanted - 1)
+    return [(pool, a) for a in range(address, last + 1)]
 
 
 def lock_ip(session: Session, thing: Thing, requested: str | None) -> str:
