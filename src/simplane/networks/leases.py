@@ -16,7 +16,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
+from ..core.db import is_postgres
 from ..core.errors import bad_field, precondition
 from ..core.ids import new_id
 from ..events import service as events
@@ -49,6 +51,25 @@ def purge_expired(session: Session, network_id: str, now: datetime | None = None
                     .execution_options(synchronize_session=False))
     session.execute(delete(IpLease).where(IpLease.network_id == network_id,
                                           IpLease.kind == DYNAMIC, IpLease.expires_at < now))
+
+
+def _lock_and_purge(session: Session, account_id: str, network_id: str, now: datetime) -> None:
+    """`lock_network`, then `purge_expired`. On PostgreSQL one statement does both: it runs
+    for every allocation, and every round trip made under the lock is one that every other
+    allocator of the Network waits for. (What the purge's snapshot, taken before the lock,
+    cannot see was committed by an earlier holder of the lock: new leases, not expired ones.)"""
+    if not is_postgres(session):
+        lock_network(session, account_id, network_id)
+        purge_expired(session, network_id, now)
+        return
+    locked = select(Network.id).where(Network.account_id == account_id,
+                                      Network.id == network_id).with_for_update().cte("locked")
+    freed = delete(IpLease).where(
+        IpLease.network_id == select(locked.c.id).scalar_subquery(), IpLease.kind == DYNAMIC,
+        IpLease.expires_at < now).returning(IpLease.thing_id).cte("freed")
+    session.execute(update(Thing).where(Thing.id.in_(select(freed.c.thing_id)))
+                    .values(ip_address=None, updated_at=utcnow())
+                    .execution_options(synchronize_session=False))
 
 
 def pools_of(session: Session, account_id: str, network_id: str) -> list[IpPool]:
@@ -120,20 +141,31 @@ def allocate_dynamic(session: Session, thing: Thing, network_id: str) -> Assignm
 
 def allocate_dynamic_many(session: Session, things: Sequence[Thing],
                           network_id: str) -> list[Assignment | None]:
-    """`allocate_dynamic` for several Things of the Network's account, with the same answers
-    as calls one after the other: the Network is locked, purged and read once, and free
-    addresses are taken a run at a time, lowest first. The RADIUS server decides the
+    """`allocate_dynamic` for several Things of the Network's account (locked by the caller),
+    with the same answers as calls one after the other: the Network is locked, purged and read
+    once, and free addresses are taken a run at a time, lowest first. The RADIUS server decides the
     Access-Requests that arrive together in one transaction, so one lock and one commit serve
     them all instead of serialising every attach on the lock."""
     if not things:
         return []
     account_id = things[0].account_id
-    lock_network(session, account_id, network_id)
-    now = utcnow()
-    purge_expired(session, network_id, now)
+    # Read before the lock, which is held until the commit and so should cover as few round
+    # trips as can be: pools change under the account's IPAM lock, not this one; a Thing's
+    # leases change only under the Thing's row lock (the caller holds it) or when a purge
+    # deletes an expired one, which is replayed below.
     pools = pools_of(session, account_id, network_id)
     held = {lease.thing_id: lease for lease in session.scalars(select(IpLease).where(
         IpLease.network_id == network_id, IpLease.thing_id.in_({t.id for t in things})))}
+    now = utcnow()
+    _lock_and_purge(session, account_id, network_id, now)
+    for thing in things:
+        lease = held.get(thing.id)
+        if lease is not None and lease.kind == DYNAMIC and lease.expires_at is not None \
+                and lease.expires_at < now:
+            del held[thing.id]
+            # The purge cleared the address in the database only: without this, handing the
+            # Thing the same address again would look like no change and never be written.
+            set_committed_value(thing, "ip_address", None)
     free: list[tuple[IpPool, int]] = []
     exhausted = False
     results: list[Assignment | None] = []

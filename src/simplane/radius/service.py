@@ -113,13 +113,14 @@ def authorize_many(session: Session, settings: Settings,
     } if imsis else {}
     decisions: list[Decision | None] = []
     admitted: list[tuple[int, Thing]] = []
-    for index, request in enumerate(requests):
-        thing = things.get(request.imsi) if request.imsi else None
-        decision = _check(session, settings, request, thing)
-        if decision is None:
-            assert thing is not None
-            admitted.append((index, thing))
-        decisions.append(decision)
+    with session.no_autoflush:  # one flush for the batch's events and IMEI records
+        for index, request in enumerate(requests):
+            thing = things.get(request.imsi) if request.imsi else None
+            decision = _check(session, settings, request, thing)
+            if decision is None:
+                assert thing is not None
+                admitted.append((index, thing))
+            decisions.append(decision)
     networks = networks_of(session, [thing for _, thing in admitted])
     waiting: dict[str, list[tuple[int, Thing]]] = {}
     for index, thing in admitted:
@@ -201,8 +202,12 @@ def account_many(session: Session, requests: Sequence[AccountingRequest]) -> Non
     outcome of applying them one after the other, with their sessions, Things and leases read
     and locked by a few queries and the day roll-ups written by one statement."""
     batch = _Batch(session, requests)
-    for request in requests:
-        _account_one(session, batch, request)
+    # What the requests look up mid-batch never depends on the batch's own pending rows (the
+    # one query that does, in `_close_all_of_nas`, flushes first): the changes go out in one
+    # flush at the end instead of one per look-up.
+    with session.no_autoflush:
+        for request in requests:
+            _account_one(session, batch, request)
     batch.usage.write()
 
 
@@ -250,27 +255,35 @@ class _Batch:
         self._leases: dict[tuple[str, str], IpLease] = {}
         self._lease_things: set[str] = set()
         self._networks: dict[str, str] = {}
+        self._pools: dict[str, IpPool | None] = {}
         keys = {key for key in map(_key, requests) if key is not None}
         if not keys:
             return
         find = select(DataSession).where(
             tuple_(DataSession.nas_address, DataSession.acct_session_id).in_(keys))
-        known = {(r.nas_address, r.acct_session_id): r for r in session.scalars(find)}
-        thing_ids = {r.thing_id for r in known.values()}
-        imsis = {r.imsi for r in requests if r.imsi and _key(r) in keys and _key(r) not in known}
-        if thing_ids or imsis:
-            # The Things' rows first, then their sessions': the order of the API's changes (a
-            # PATCH locks the Thing, then marks its sessions for disconnection), so that the
-            # two never deadlock on PostgreSQL; and in id order, as every batch locks them.
-            for thing in session.scalars(select(Thing).where(
-                    or_(Thing.id.in_(thing_ids), Thing.imsi.in_(imsis)))
-                    .order_by(Thing.id).with_for_update()):
-                self.things_by_id[thing.id] = thing
-                self.things_by_imsi[thing.imsi] = thing
-        # Read again, locked: another copy of a Start (a retransmission with a new
+        imsis = {r.imsi for r in requests if r.imsi and _key(r) is not None}
+        # The Things' rows first, then their sessions': the order of the API's changes (a
+        # PATCH locks the Thing, then marks its sessions for disconnection), so that the two
+        # never deadlock on PostgreSQL; and in id order, as every batch locks them. The
+        # Things are those the records name and those of their known sessions.
+        known = select(DataSession.thing_id).where(
+            tuple_(DataSession.nas_address, DataSession.acct_session_id).in_(keys))
+        for thing, network_id in session.execute(
+                select(Thing, ThingsGroup.network_id)
+                .join(ThingsGroup, ThingsGroup.id == Thing.things_group_id)
+                .where(or_(Thing.imsi.in_(imsis), Thing.id.in_(known)))
+                .order_by(Thing.id).with_for_update(of=Thing)):
+            self.things_by_id[thing.id] = thing
+            self.things_by_imsi[thing.imsi] = thing
+            self._networks[thing.things_group_id] = network_id
+        # Read locked, after the Things: another copy of a Start (a retransmission with a new
         # Acct-Delay-Time) may have opened its session while this one waited for the Thing.
         self.sessions = {(r.nas_address, r.acct_session_id): r for r in session.scalars(
             find.with_for_update().execution_options(populate_existing=True))}
+        # What Starts and Stops read, read now: a query in the middle of the batch would
+        # flush its pending changes one request at a time.
+        if self.things_by_id and any(r.status_type in (START, STOP) for r in requests):
+            self._read_leases(set(self.things_by_id))
 
     def thing(self, thing_id: str) -> Thing:
         thing = self.things_by_id.get(thing_id)
@@ -285,15 +298,27 @@ class _Batch:
             self._networks.update(networks_of(self.session, [thing, *self.things_by_id.values()]))
         return self._networks[thing.things_group_id]
 
+    def pool(self, pool_id: str) -> IpPool | None:
+        if pool_id not in self._pools:
+            self._pools[pool_id] = self.session.get(IpPool, pool_id)
+        return self._pools[pool_id]
+
     def lease(self, network_id: str, thing: Thing) -> IpLease | None:
-        """The Thing's lease on the Network, locked (read for the batch's Things at once)."""
+        """The Thing's lease on the Network, locked."""
         if thing.id not in self._lease_things:
-            ids = {thing.id, *self.things_by_id} - self._lease_things
-            self._leases.update({(lease.network_id, lease.thing_id): lease
-                                 for lease in self.session.scalars(select(IpLease).where(
-                                     IpLease.thing_id.in_(ids)).with_for_update())})
-            self._lease_things |= ids
+            self._read_leases({thing.id})
         return self._leases.get((network_id, thing.id))
+
+    def _read_leases(self, thing_ids: set[str]) -> None:
+        # The pools are held here with them: the session's identity map keeps only weak
+        # references to clean objects, and reading a pool again per Stop would flush the
+        # batch's pending changes every time.
+        for lease, pool in self.session.execute(
+                select(IpLease, IpPool).join(IpPool, IpPool.id == IpLease.pool_id)
+                .where(IpLease.thing_id.in_(thing_ids)).with_for_update(of=IpLease)):
+            self._leases[(lease.network_id, lease.thing_id)] = lease
+            self._pools[pool.id] = pool
+        self._lease_things |= thing_ids
 
 
 def _open(session: Session, batch: _Batch, thing: Thing, request: AccountingRequest,
@@ -340,10 +365,11 @@ def _count(batch: _Batch, thing: Thing, record: DataSession, request: Accounting
         return  # an older record arriving late: its counters are already included
     if up == 0 and down == 0:
         return
+    # Before the record changes: a look-up here then flushes nothing of this request.
+    late = batch.usage.add(thing.account_id, thing.id, when, bytes_up=up, bytes_down=down)
     record.bytes_up = request.input_octets
     record.bytes_down = request.output_octets
     record.last_update_at = max(record.last_update_at, when)
-    late = batch.usage.add(thing.account_id, thing.id, when, bytes_up=up, bytes_down=down)
     batch.session.add(UsageRecord(id=new_id("usage"), account_id=thing.account_id,
                                   thing_id=thing.id, session_id=record.id, recorded_at=when,
                                   bytes_up=up, bytes_down=down, late=late))
@@ -431,11 +457,12 @@ def _start_lease_clock(session: Session, batch: _Batch, thing: Thing,
     lease = batch.lease(network_id, thing)
     if lease is None or lease.kind != leases.DYNAMIC:
         return
-    pool = session.get(IpPool, lease.pool_id)
+    pool = batch.pool(lease.pool_id)
     lease.expires_at = utcnow() + timedelta(seconds=pool.lease_seconds if pool else 86400)
 
 
 def _close_all_of_nas(session: Session, batch: _Batch, nas_address: str, when: datetime) -> None:
+    session.flush()  # sessions opened or closed earlier in the batch
     records = session.scalars(select(DataSession).where(
         DataSession.nas_address == nas_address, DataSession.status == "OPEN").with_for_update())
     for record in records:
