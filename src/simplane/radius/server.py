@@ -19,10 +19,13 @@ import socket
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from pyrad import packet as rp
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 from ..core.config import Settings
 from ..core.db import Database
@@ -143,6 +146,9 @@ class RadiusServer:
                                    WORKERS_PER_KIND)
         self.accountant = _Batcher("acct", self._account_many, self._account, WORKERS_PER_KIND)
         self.cache = _ReplyCache()
+        self.connections = threading.local()
+        self.opened: list[Connection] = []
+        self.lock = threading.Lock()
         self.transports: list[asyncio.DatagramTransport] = []
         self.auth_port: int | None = None
         self.acct_port: int | None = None
@@ -179,6 +185,10 @@ class RadiusServer:
     def _stop_workers(self) -> None:
         self.authorizer.stop()
         self.accountant.stop()
+        with self.lock:
+            for connection in self.opened:
+                connection.close()
+            self.opened.clear()
 
     async def handle(self, kind: str, data: bytes, address: tuple[str, int],
                      transport: asyncio.DatagramTransport) -> None:
@@ -245,8 +255,32 @@ class RadiusServer:
             return False
         return True
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """A transaction on the worker thread's own connection, kept from batch to batch: one
+        taken from the pool would first be pinged, a round trip every batch waits for. A
+        connection that broke is replaced at the next batch."""
+        if not self.database.is_postgres:
+            with self.database.transaction() as session:
+                yield session
+            return
+        connection = getattr(self.connections, "connection", None)
+        if connection is None or connection.invalidated or connection.closed:
+            connection = self.connections.connection = self.database.engine.connect()
+            with self.lock:
+                self.opened.append(connection)
+        session = Session(bind=connection, expire_on_commit=False, autoflush=True)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
     def _authorize_many(self, requests):  # type: ignore[no-untyped-def]
-        with self.database.transaction() as session:
+        with self._transaction() as session:
             return service.authorize_many(session, self.settings, requests)
 
     def _authorize(self, request):  # type: ignore[no-untyped-def]
@@ -255,7 +289,7 @@ class RadiusServer:
     def _account_many(self, requests):  # type: ignore[no-untyped-def]
         # The Accounting-Responses leave only after this commit: a NAS that gets no answer
         # retransmits, and the cumulative counters make the retry count once.
-        with self.database.transaction() as session:
+        with self._transaction() as session:
             service.account_many(session, requests)
         return [True] * len(requests)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from prometheus_client import Counter
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
 from ..core.config import Settings
@@ -107,10 +107,18 @@ def authorize_many(session: Session, settings: Settings,
     would get one after the other: their Things are read and locked by one query, and each
     Network hands out its addresses under one lock (`leases.allocate_dynamic_many`)."""
     imsis = {r.imsi for r in requests if r.imsi}
-    # In id order, as every batch locks them: two batches never wait on each other crosswise.
-    things = {thing.imsi: thing for thing in session.scalars(
-        select(Thing).where(Thing.imsi.in_(imsis)).order_by(Thing.id).with_for_update())
-    } if imsis else {}
+    things: dict[str, Thing] = {}
+    networks: dict[str, str] = {}
+    if imsis:
+        # In id order, as every batch locks them: two batches never wait on each other
+        # crosswise. Their Networks come along.
+        for thing, network_id in session.execute(
+                select(Thing, ThingsGroup.network_id)
+                .join(ThingsGroup, (ThingsGroup.account_id == Thing.account_id)
+                      & (ThingsGroup.id == Thing.things_group_id))
+                .where(Thing.imsi.in_(imsis)).order_by(Thing.id).with_for_update(of=Thing)):
+            things[thing.imsi] = thing
+            networks[thing.things_group_id] = network_id
     decisions: list[Decision | None] = []
     admitted: list[tuple[int, Thing]] = []
     with session.no_autoflush:  # one flush for the batch's events and IMEI records
@@ -121,7 +129,6 @@ def authorize_many(session: Session, settings: Settings,
                 assert thing is not None
                 admitted.append((index, thing))
             decisions.append(decision)
-    networks = networks_of(session, [thing for _, thing in admitted])
     waiting: dict[str, list[tuple[int, Thing]]] = {}
     for index, thing in admitted:
         waiting.setdefault(networks[thing.things_group_id], []).append((index, thing))
@@ -259,30 +266,37 @@ class _Batch:
         keys = {key for key in map(_key, requests) if key is not None}
         if not keys:
             return
-        find = select(DataSession).where(
-            tuple_(DataSession.nas_address, DataSession.acct_session_id).in_(keys))
+        # Both columns as lists, which the unique index answers (a list of pairs would be
+        # read as the NAS's every session); pairs that are not keys are left out below.
+        sessions = (DataSession.nas_address.in_({nas for nas, _ in keys}),
+                    DataSession.acct_session_id.in_({sid for _, sid in keys}))
         imsis = {r.imsi for r in requests if r.imsi and _key(r) is not None}
         # The Things' rows first, then their sessions': the order of the API's changes (a
         # PATCH locks the Thing, then marks its sessions for disconnection), so that the two
         # never deadlock on PostgreSQL; and in id order, as every batch locks them. The
         # Things are those the records name and those of their known sessions.
-        known = select(DataSession.thing_id).where(
-            tuple_(DataSession.nas_address, DataSession.acct_session_id).in_(keys))
+        named = union(select(Thing.id).where(Thing.imsi.in_(imsis)),
+                      select(DataSession.thing_id).where(*sessions))
         for thing, network_id in session.execute(
                 select(Thing, ThingsGroup.network_id)
-                .join(ThingsGroup, ThingsGroup.id == Thing.things_group_id)
-                .where(or_(Thing.imsi.in_(imsis), Thing.id.in_(known)))
+                .join(ThingsGroup, (ThingsGroup.account_id == Thing.account_id)
+                      & (ThingsGroup.id == Thing.things_group_id))
+                .where(Thing.id.in_(named))
                 .order_by(Thing.id).with_for_update(of=Thing)):
             self.things_by_id[thing.id] = thing
             self.things_by_imsi[thing.imsi] = thing
             self._networks[thing.things_group_id] = network_id
         # Read locked, after the Things: another copy of a Start (a retransmission with a new
         # Acct-Delay-Time) may have opened its session while this one waited for the Thing.
-        self.sessions = {(r.nas_address, r.acct_session_id): r for r in session.scalars(
-            find.with_for_update().execution_options(populate_existing=True))}
-        # What Starts and Stops read, read now: a query in the middle of the batch would
-        # flush its pending changes one request at a time.
-        if self.things_by_id and any(r.status_type in (START, STOP) for r in requests):
+        self.sessions = {
+            (r.nas_address, r.acct_session_id): r for r in session.scalars(
+                select(DataSession).where(*sessions).with_for_update()
+                .execution_options(populate_existing=True))
+            if (r.nas_address, r.acct_session_id) in keys}
+        # What opening and closing sessions read, read now: a query in the middle of the
+        # batch would flush its pending changes one request at a time.
+        if self.things_by_id and (keys - self.sessions.keys() or any(
+                r.status_type in (START, STOP) for r in requests)):
             self._read_leases(set(self.things_by_id))
 
     def thing(self, thing_id: str) -> Thing:
