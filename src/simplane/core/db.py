@@ -114,9 +114,10 @@ def advisory_lock(session: Session, name: str, *, shared: bool = False) -> None:
         session.execute(text(f"SELECT {function}(hashtext(:name))"), {"name": name})
 
 
-def upsert(session: Session, model, values: dict, *, keys: tuple[str, ...],  # type: ignore[no-untyped-def]
-           increment: tuple[str, ...]) -> None:
-    """INSERT, or add `increment` columns onto the existing row: one statement, no race.
+def upsert(session: Session, model, values: dict | list[dict], *,  # type: ignore[no-untyped-def]
+           keys: tuple[str, ...], increment: tuple[str, ...]) -> None:
+    """INSERT, or add `increment` columns onto the existing row: one statement, no race. A
+    list of rows goes in one statement too (no two of them may share `keys`).
 
     Both engines speak `INSERT ... ON CONFLICT DO UPDATE`; only the construct differs.
     """
@@ -124,7 +125,7 @@ def upsert(session: Session, model, values: dict, *, keys: tuple[str, ...],  # t
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(model).values(**values)
+    statement = insert(model).values(values)
     table = model.__table__
     statement = statement.on_conflict_do_update(
         index_elements=list(keys),

@@ -439,3 +439,12 @@ def leases_outside(session: Session, pool: IpPool, low: int, high: int) -> int:
         IpLease.pool_id == pool.id, (IpLease.address < low) | (IpLease.address > high),
         (IpLease.kind == LOCKED) | IpLease.expires_at.is_(None) | (IpLease.expires_at >= now)))
         or 0)
+
+
+def allocate_dynamic_many(session: Session, things: Sequence[Thing],
+                          network_id: str) -> list[Assignment | None]:
+    """`allocate_dynamic` for several Things of one Network, in the caller's transaction (the
+    RADIUS server decides the Access-Requests that arrive together in one transaction and
+    commits them once). Each allocation is already one statement on PostgreSQL and no
+    Network-wide lock is held, so plain calls one after the other are the batch."""
+    return [allocate_dynamic(session, thing, network_id) for thing in things]

@@ -1,10 +1,14 @@
 """RADIUS authentication and accounting listeners (UDP, asyncio).
 
 Each datagram is decoded with pyrad, checked (client secret, authenticators,
-Message-Authenticator), handed to a worker thread that runs the decision in one transaction,
-and answered only after that transaction committed. Retransmissions (same source, identifier
-and authenticator) get the cached answer, or wait for the one being computed: they never
-allocate or count twice.
+Message-Authenticator) and queued for a worker thread; each worker takes every request of its
+kind that is waiting (up to `MAX_BATCH`), decides them in one transaction, and answers them only
+after that transaction committed. Under load the batches grow, so one commit (and, for
+Access-Requests, one hold of each Network's address lock) serves many requests; a lone request
+is a batch of one. Should a batch fail, its requests are decided again one by one, each in its
+own transaction, so one bad request never costs the others their answer. Retransmissions (same
+source, identifier and authenticator) get the cached answer, or wait for the one being computed:
+they never allocate or count twice.
 """
 
 from __future__ import annotations
@@ -12,11 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 import time
-from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from pyrad import packet as rp
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 from ..core.config import Settings
 from ..core.db import Database
@@ -28,6 +37,10 @@ log = logging.getLogger("simplane.radius")
 
 DUPLICATE_WINDOW_SECONDS = 30.0
 DUPLICATE_CACHE_SIZE = 50_000
+# Requests decided in one transaction at most; and worker threads per kind: while one waits
+# for its commit, another gathers and decides the next batch.
+MAX_BATCH = 64
+WORKERS_PER_KIND = 2
 
 
 class _ReplyCache:
@@ -53,20 +66,97 @@ class _ReplyCache:
             del self._entries[key]
 
 
+class _Batcher:
+    """A queue of requests of one kind and the worker threads that decide them in batches."""
+
+    def __init__(self, name: str, decide_many: Callable[[Sequence[Any]], Sequence[Any]],
+                 decide_one: Callable[[Any], Any], workers: int) -> None:
+        self.decide_many = decide_many
+        self.decide_one = decide_one
+        self.queue: deque[tuple[Any, asyncio.Future[Any]]] = deque()
+        self.ready = threading.Condition()
+        self.stopping = False
+        self.threads = [threading.Thread(target=self._serve, name=f"radius-{name}-{i}",
+                                         daemon=True) for i in range(workers)]
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, item: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = self.loop.create_future()
+        with self.ready:
+            self.queue.append((item, future))
+            self.ready.notify()
+        return future
+
+    def stop(self) -> None:
+        with self.ready:
+            self.stopping = True
+            self.ready.notify_all()
+        for thread in self.threads:
+            thread.join()
+
+    def _serve(self) -> None:
+        while True:
+            with self.ready:
+                while not self.queue and not self.stopping:
+                    self.ready.wait()
+                if not self.queue:
+                    return
+                batch = [self.queue.popleft() for _ in range(min(MAX_BATCH, len(self.queue)))]
+            outcomes = self._decide([item for item, _ in batch])
+            self.loop.call_soon_threadsafe(_settle, [f for _, f in batch], outcomes)
+
+    def _decide(self, items: list[Any]) -> list[tuple[Any, BaseException | None]]:
+        try:
+            return [(result, None) for result in self.decide_many(items)]
+        except Exception as exc:  # noqa: BLE001 - decided again one by one below
+            if len(items) == 1:
+                return [(None, exc)]
+            log.warning("radius batch failed; deciding its requests one by one", exc_info=True)
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for item in items:
+            try:
+                outcomes.append((self.decide_one(item), None))
+            except Exception as exc:  # noqa: BLE001 - one bad packet must not stop the others
+                outcomes.append((None, exc))
+        return outcomes
+
+
+def _settle(futures: list[asyncio.Future[Any]],
+            outcomes: list[tuple[Any, BaseException | None]]) -> None:
+    for future, (result, error) in zip(futures, outcomes, strict=True):
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
 class RadiusServer:
     def __init__(self, settings: Settings, database: Database) -> None:
         self.settings = settings
         self.database = database
         self.dictionary = load_dictionary()
         self.clients = parse_clients(settings.radius_clients)
-        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="radius")
+        self.authorizer = _Batcher("auth", self._authorize_many, self._authorize,
+                                   WORKERS_PER_KIND)
+        self.accountant = _Batcher("acct", self._account_many, self._account, WORKERS_PER_KIND)
         self.cache = _ReplyCache()
+        self.connections = threading.local()
+        self.opened: list[Connection] = []
+        self.lock = threading.Lock()
         self.transports: list[asyncio.DatagramTransport] = []
         self.auth_port: int | None = None
         self.acct_port: int | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.authorizer.start(loop)
+        self.accountant.start(loop)
         for kind in ("auth", "acct"):
             port = self.settings.radius_auth_port if kind == "auth" else self.settings.radius_acct_port
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -90,7 +180,15 @@ class RadiusServer:
         for transport in self.transports:
             transport.close()
         self.transports.clear()
-        self.executor.shutdown(wait=True, cancel_futures=False)
+        await asyncio.get_running_loop().run_in_executor(None, self._stop_workers)
+
+    def _stop_workers(self) -> None:
+        self.authorizer.stop()
+        self.accountant.stop()
+        with self.lock:
+            for connection in self.opened:
+                connection.close()
+            self.opened.clear()
 
     async def handle(self, kind: str, data: bytes, address: tuple[str, int],
                      transport: asyncio.DatagramTransport) -> None:
@@ -119,13 +217,14 @@ class RadiusServer:
 
     async def _answer(self, kind: str, data: bytes, address: tuple[str, int],
                       secret: bytes) -> bytes | None:
-        loop = asyncio.get_running_loop()
         if kind == "auth":
             request = rp.AuthPacket(packet=data, secret=secret, dict=self.dictionary)
             if request.code != rp.AccessRequest or not self._message_authenticator_ok(request):
                 return None
             parsed = parse_access(request, address[0])
-            decision = await loop.run_in_executor(self.executor, self._authorize, parsed)
+            decision = await self.authorizer.submit(parsed)
+            if decision is None:
+                return None
             reply = request.CreateReply()
             if decision.accepted:
                 reply.code = rp.AccessAccept
@@ -142,7 +241,8 @@ class RadiusServer:
                                                             "reason": "bad authenticator"})
             return None
         parsed = parse_accounting(request, address[0])
-        await loop.run_in_executor(self.executor, self._account, parsed)
+        if await self.accountant.submit(parsed) is None:
+            return None
         reply = request.CreateReply()
         reply.code = rp.AccountingResponse
         return reply.ReplyPacket()
@@ -155,15 +255,46 @@ class RadiusServer:
             return False
         return True
 
-    def _authorize(self, request):  # type: ignore[no-untyped-def]
-        with self.database.transaction() as session:
-            return service.authorize(session, self.settings, request)
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """A transaction on the worker thread's own connection, kept from batch to batch: one
+        taken from the pool would first be pinged, a round trip every batch waits for. A
+        connection that broke is replaced at the next batch."""
+        if not self.database.is_postgres:
+            with self.database.transaction() as session:
+                yield session
+            return
+        connection = getattr(self.connections, "connection", None)
+        if connection is None or connection.invalidated or connection.closed:
+            connection = self.connections.connection = self.database.engine.connect()
+            with self.lock:
+                self.opened.append(connection)
+        session = Session(bind=connection, expire_on_commit=False, autoflush=True)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
-    def _account(self, request) -> None:  # type: ignore[no-untyped-def]
-        # The Accounting-Response leaves only after this commit: a NAS that gets no answer
+    def _authorize_many(self, requests):  # type: ignore[no-untyped-def]
+        with self._transaction() as session:
+            return service.authorize_many(session, self.settings, requests)
+
+    def _authorize(self, request):  # type: ignore[no-untyped-def]
+        return self._authorize_many([request])[0]
+
+    def _account_many(self, requests):  # type: ignore[no-untyped-def]
+        # The Accounting-Responses leave only after this commit: a NAS that gets no answer
         # retransmits, and the cumulative counters make the retry count once.
-        with self.database.transaction() as session:
-            service.account(session, request)
+        with self._transaction() as session:
+            service.account_many(session, requests)
+        return [True] * len(requests)
+
+    def _account(self, request):  # type: ignore[no-untyped-def]
+        return self._account_many([request])[0]
 
 
 class _Protocol(asyncio.DatagramProtocol):

@@ -8,11 +8,12 @@ transaction, and answers only after the commit.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from prometheus_client import Counter
-from sqlalchemy import select, update
+from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
 from ..core.config import Settings
@@ -97,9 +98,61 @@ def _observe_imei(session: Session, thing: Thing, imei: str, imeisv: str | None,
 
 
 def authorize(session: Session, settings: Settings, request: AccessRequest) -> Decision:
-    thing = None
-    if request.imsi:
-        thing = session.scalar(select(Thing).where(Thing.imsi == request.imsi).with_for_update())
+    return authorize_many(session, settings, [request])[0]
+
+
+def authorize_many(session: Session, settings: Settings,
+                   requests: Sequence[AccessRequest]) -> list[Decision]:
+    """Decide Access-Requests that arrived together, in one transaction, with the answers they
+    would get one after the other: their Things are read and locked by one query, and each
+    Network hands out its addresses under one lock (`leases.allocate_dynamic_many`)."""
+    imsis = {r.imsi for r in requests if r.imsi}
+    things: dict[str, Thing] = {}
+    networks: dict[str, str] = {}
+    if imsis:
+        # In id order, as every batch locks them: two batches never wait on each other
+        # crosswise. Their Networks come along.
+        for thing, network_id in session.execute(
+                select(Thing, ThingsGroup.network_id)
+                .join(ThingsGroup, (ThingsGroup.account_id == Thing.account_id)
+                      & (ThingsGroup.id == Thing.things_group_id))
+                .where(Thing.imsi.in_(imsis)).order_by(Thing.id).with_for_update(of=Thing)):
+            things[thing.imsi] = thing
+            networks[thing.things_group_id] = network_id
+    decisions: list[Decision | None] = []
+    admitted: list[tuple[int, Thing]] = []
+    with session.no_autoflush:  # one flush for the batch's events and IMEI records
+        for index, request in enumerate(requests):
+            thing = things.get(request.imsi) if request.imsi else None
+            decision = _check(session, settings, request, thing)
+            if decision is None:
+                assert thing is not None
+                admitted.append((index, thing))
+            decisions.append(decision)
+    waiting: dict[str, list[tuple[int, Thing]]] = {}
+    for index, thing in admitted:
+        waiting.setdefault(networks[thing.things_group_id], []).append((index, thing))
+    for network_id in sorted(waiting):  # the same order in every batch
+        batch = waiting[network_id]
+        assignments = leases.allocate_dynamic_many(session, [t for _, t in batch], network_id)
+        for (index, thing), assignment in zip(batch, assignments, strict=True):
+            if assignment is None:
+                events.emit(session, thing.account_id, "ip_pool.exhausted", thing_id=thing.id,
+                            data={"network_id": network_id})
+                decisions[index] = _reject(session, thing, "pool_exhausted", requests[index],
+                                           network_id=network_id)
+                continue
+            DECISIONS.labels("accepted").inc()
+            address = str(ipaddress.IPv4Address(assignment.lease.address))
+            decisions[index] = Decision(True, None, address, thing.id)
+    assert all(d is not None for d in decisions)
+    return decisions  # type: ignore[return-value]
+
+
+def _check(session: Session, settings: Settings, request: AccessRequest,
+           thing: Thing | None) -> Decision | None:
+    """The rejection this request gets before any address is looked at, or None: admitted
+    (a new IMEI is recorded on the way)."""
     if thing is None:
         return _reject(session, None, "unknown_sim", request)
     if (request.called_station_id or "").strip().lower() != settings.apn.lower():
@@ -121,15 +174,18 @@ def authorize(session: Session, settings: Settings, request: AccessRequest) -> D
     if imei is not None:
         _observe_imei(session, thing, imei, request.imeisv, request.sgsn_mcc_mnc,
                       _rat_name(request.rat_type))
-    network_id = leases.network_of_thing(session, thing)
-    assignment = leases.allocate_dynamic(session, thing, network_id)
-    if assignment is None:
-        events.emit(session, thing.account_id, "ip_pool.exhausted", thing_id=thing.id,
-                    data={"network_id": network_id})
-        return _reject(session, thing, "pool_exhausted", request, network_id=network_id)
-    DECISIONS.labels("accepted").inc()
-    address = str(ipaddress.IPv4Address(assignment.lease.address))
-    return Decision(True, None, address, thing.id)
+    return None
+
+
+def networks_of(session: Session, things: Sequence[Thing]) -> dict[str, str]:
+    """The Network of each Things Group of these Things (one query)."""
+    groups = {t.things_group_id for t in things}
+    if not groups:
+        return {}
+    accounts = {t.account_id for t in things}
+    return {group: network for group, network in session.execute(
+        select(ThingsGroup.id, ThingsGroup.network_id).where(
+            ThingsGroup.account_id.in_(accounts), ThingsGroup.id.in_(groups)))}
 
 
 # --- accounting ----------------------------------------------------------------------------
@@ -145,43 +201,144 @@ TERMINATE_CAUSES = {1: "user_request", 2: "lost_carrier", 3: "lost_service", 4: 
 def account(session: Session, request: AccountingRequest) -> None:
     """Apply one Accounting-Request. Idempotent: counters are cumulative per session, so a
     retransmitted or duplicated record adds nothing."""
+    account_many(session, [request])
+
+
+def account_many(session: Session, requests: Sequence[AccountingRequest]) -> None:
+    """Apply Accounting-Requests that arrived together, in order, in one transaction: the
+    outcome of applying them one after the other, with their sessions, Things and leases read
+    and locked by a few queries and the day roll-ups written by one statement."""
+    batch = _Batch(session, requests)
+    # What the requests look up mid-batch never depends on the batch's own pending rows (the
+    # one query that does, in `_close_all_of_nas`, flushes first): the changes go out in one
+    # flush at the end instead of one per look-up.
+    with session.no_autoflush:
+        for request in requests:
+            _account_one(session, batch, request)
+    batch.usage.write()
+
+
+def _account_one(session: Session, batch: _Batch, request: AccountingRequest) -> None:
     ACCOUNTING.labels(STATUS_NAMES.get(request.status_type, "other")).inc()
     now = utcnow()
     if request.status_type in (ACCOUNTING_ON, ACCOUNTING_OFF):
-        _close_all_of_nas(session, request.nas_address, request.event_time or now)
+        _close_all_of_nas(session, batch, request.nas_address, request.event_time or now)
         return
-    if request.status_type not in (START, STOP, INTERIM) or not request.acct_session_id:
+    key = _key(request)
+    if key is None:
         return
-    find = select(DataSession).where(DataSession.nas_address == request.nas_address,
-                                     DataSession.acct_session_id == request.acct_session_id)
-    record = session.scalar(find)
+    record = batch.sessions.get(key)
     if record is None:
-        thing = session.scalar(select(Thing).where(Thing.imsi == request.imsi).with_for_update()
-                               ) if request.imsi else None
+        thing = batch.things_by_imsi.get(request.imsi) if request.imsi else None
         if thing is None:
             return  # not ours: acknowledged so the NAS stops retransmitting, and dropped
-        # Another copy of this Start (a retransmission with a new Acct-Delay-Time) may have
-        # opened the session while this one waited for the Thing's lock.
-        record = session.scalar(find.with_for_update()) or _open(session, thing, request, now)
+        record = batch.sessions[key] = _open(session, batch, thing, request, now)
     else:
-        # The Thing's row first, then its session's: the order of the API's changes (a PATCH
-        # locks the Thing, then marks its sessions for disconnection), so that the two never
-        # deadlock on PostgreSQL.
-        thing = session.get(Thing, record.thing_id, with_for_update=True)
-        assert thing is not None
-        session.refresh(record, with_for_update=True)
+        thing = batch.thing(record.thing_id)
     when = request.event_time or now
-    _count(session, thing, record, request, when)
+    _count(batch, thing, record, request, when)
     if request.status_type == STOP and record.status == "OPEN":
-        _close(session, thing, record, when, TERMINATE_CAUSES.get(
+        _close(session, batch, thing, record, when, TERMINATE_CAUSES.get(
             request.terminate_cause or 0, str(request.terminate_cause or "stop")))
     elif request.status_type == START and record.status == "OPEN":
         record.last_update_at = max(record.last_update_at, when)
 
 
-def _open(session: Session, thing: Thing, request: AccountingRequest, now: datetime) -> DataSession:
+def _key(request: AccountingRequest) -> tuple[str, str] | None:
+    if request.status_type not in (START, STOP, INTERIM) or not request.acct_session_id:
+        return None
+    return request.nas_address, request.acct_session_id
+
+
+class _Batch:
+    """What a batch of Accounting-Requests reads, read (and locked) once for all of them."""
+
+    def __init__(self, session: Session, requests: Sequence[AccountingRequest]) -> None:
+        self.session = session
+        self.sessions: dict[tuple[str, str], DataSession] = {}
+        self.things_by_id: dict[str, Thing] = {}
+        self.things_by_imsi: dict[str, Thing] = {}
+        self.usage = _DailyUsage(session)
+        self._leases: dict[tuple[str, str], IpLease] = {}
+        self._lease_things: set[str] = set()
+        self._networks: dict[str, str] = {}
+        self._pools: dict[str, IpPool | None] = {}
+        keys = {key for key in map(_key, requests) if key is not None}
+        if not keys:
+            return
+        # Both columns as lists, which the unique index answers (a list of pairs would be
+        # read as the NAS's every session); pairs that are not keys are left out below.
+        sessions = (DataSession.nas_address.in_({nas for nas, _ in keys}),
+                    DataSession.acct_session_id.in_({sid for _, sid in keys}))
+        imsis = {r.imsi for r in requests if r.imsi and _key(r) is not None}
+        # The Things' rows first, then their sessions': the order of the API's changes (a
+        # PATCH locks the Thing, then marks its sessions for disconnection), so that the two
+        # never deadlock on PostgreSQL; and in id order, as every batch locks them. The
+        # Things are those the records name and those of their known sessions.
+        named = union(select(Thing.id).where(Thing.imsi.in_(imsis)),
+                      select(DataSession.thing_id).where(*sessions))
+        for thing, network_id in session.execute(
+                select(Thing, ThingsGroup.network_id)
+                .join(ThingsGroup, (ThingsGroup.account_id == Thing.account_id)
+                      & (ThingsGroup.id == Thing.things_group_id))
+                .where(Thing.id.in_(named))
+                .order_by(Thing.id).with_for_update(of=Thing)):
+            self.things_by_id[thing.id] = thing
+            self.things_by_imsi[thing.imsi] = thing
+            self._networks[thing.things_group_id] = network_id
+        # Read locked, after the Things: another copy of a Start (a retransmission with a new
+        # Acct-Delay-Time) may have opened its session while this one waited for the Thing.
+        self.sessions = {
+            (r.nas_address, r.acct_session_id): r for r in session.scalars(
+                select(DataSession).where(*sessions).with_for_update()
+                .execution_options(populate_existing=True))
+            if (r.nas_address, r.acct_session_id) in keys}
+        # What opening and closing sessions read, read now: a query in the middle of the
+        # batch would flush its pending changes one request at a time.
+        if self.things_by_id and (keys - self.sessions.keys() or any(
+                r.status_type in (START, STOP) for r in requests)):
+            self._read_leases(set(self.things_by_id))
+
+    def thing(self, thing_id: str) -> Thing:
+        thing = self.things_by_id.get(thing_id)
+        if thing is None:
+            thing = self.session.get(Thing, thing_id, with_for_update=True)
+            assert thing is not None
+            self.things_by_id[thing_id] = thing
+        return thing
+
+    def network_of(self, thing: Thing) -> str:
+        if thing.things_group_id not in self._networks:
+            self._networks.update(networks_of(self.session, [thing, *self.things_by_id.values()]))
+        return self._networks[thing.things_group_id]
+
+    def pool(self, pool_id: str) -> IpPool | None:
+        if pool_id not in self._pools:
+            self._pools[pool_id] = self.session.get(IpPool, pool_id)
+        return self._pools[pool_id]
+
+    def lease(self, network_id: str, thing: Thing) -> IpLease | None:
+        """The Thing's lease on the Network, locked."""
+        if thing.id not in self._lease_things:
+            self._read_leases({thing.id})
+        return self._leases.get((network_id, thing.id))
+
+    def _read_leases(self, thing_ids: set[str]) -> None:
+        # The pools are held here with them: the session's identity map keeps only weak
+        # references to clean objects, and reading a pool again per Stop would flush the
+        # batch's pending changes every time.
+        for lease, pool in self.session.execute(
+                select(IpLease, IpPool).join(IpPool, IpPool.id == IpLease.pool_id)
+                .where(IpLease.thing_id.in_(thing_ids)).with_for_update(of=IpLease)):
+            self._leases[(lease.network_id, lease.thing_id)] = lease
+            self._pools[pool.id] = pool
+        self._lease_things |= thing_ids
+
+
+def _open(session: Session, batch: _Batch, thing: Thing, request: AccountingRequest,
+          now: datetime) -> DataSession:
     when = request.event_time or now
-    network_id = leases.network_of_thing(session, thing)
+    network_id = batch.network_of(thing)
     record = DataSession(
         id=new_id("session"), account_id=thing.account_id, thing_id=thing.id,
         network_id=network_id, nas_address=request.nas_address,
@@ -191,12 +348,10 @@ def _open(session: Session, thing: Thing, request: AccountingRequest, now: datet
         country=_country(request.sgsn_mcc_mnc), status="OPEN", started_at=when,
         last_update_at=when, bytes_up=0, bytes_down=0)
     session.add(record)
-    session.flush()
     # A session holds its dynamic lease: no expiry clock while it is open.
-    session.execute(update(IpLease).where(IpLease.network_id == network_id,
-                                          IpLease.thing_id == thing.id,
-                                          IpLease.kind == leases.DYNAMIC)
-                    .values(expires_at=None))
+    lease = batch.lease(network_id, thing)
+    if lease is not None and lease.kind == leases.DYNAMIC:
+        lease.expires_at = None
     thing.connection_status = "ATTACHED"
     thing.connection_since = when
     thing.connection_rat = record.rat
@@ -215,7 +370,7 @@ def _open(session: Session, thing: Thing, request: AccountingRequest, now: datet
     return record
 
 
-def _count(session: Session, thing: Thing, record: DataSession, request: AccountingRequest,
+def _count(batch: _Batch, thing: Thing, record: DataSession, request: AccountingRequest,
            when: datetime) -> None:
     # Acct-Input is what the NAS received from the device: the Thing's upload.
     up = request.input_octets - record.bytes_up
@@ -224,13 +379,55 @@ def _count(session: Session, thing: Thing, record: DataSession, request: Account
         return  # an older record arriving late: its counters are already included
     if up == 0 and down == 0:
         return
+    # Before the record changes: a look-up here then flushes nothing of this request.
+    late = batch.usage.add(thing.account_id, thing.id, when, bytes_up=up, bytes_down=down)
     record.bytes_up = request.input_octets
     record.bytes_down = request.output_octets
     record.last_update_at = max(record.last_update_at, when)
-    late = add_daily(session, thing.account_id, thing.id, when, bytes_up=up, bytes_down=down)
-    session.add(UsageRecord(id=new_id("usage"), account_id=thing.account_id, thing_id=thing.id,
-                            session_id=record.id, recorded_at=when, bytes_up=up,
-                            bytes_down=down, late=late))
+    batch.session.add(UsageRecord(id=new_id("usage"), account_id=thing.account_id,
+                                  thing_id=thing.id, session_id=record.id, recorded_at=when,
+                                  bytes_up=up, bytes_down=down, late=late))
+
+
+class _DailyUsage:
+    """`add_daily` for a batch: the closing lock taken once, each day's attribution looked up
+    once, and the increments summed per Thing and day into one upsert at the end (nothing in
+    the batch reads the roll-ups)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.locked = False
+        self.days: dict[tuple[str, date], tuple[date, bool]] = {}
+        self.rows: dict[tuple[str, date], dict] = {}
+
+    def add(self, account_id: str, thing_id: str, when: datetime, *, bytes_up: int,
+            bytes_down: int) -> bool:
+        from ..billing.closing import CLOSE_LOCK
+        from ..billing.service import attribution_day
+
+        if not self.locked:
+            # Shared with every other usage writer, exclusive for the closer: usage never
+            # lands in a cycle while it is being frozen.
+            advisory_lock(self.session, CLOSE_LOCK, shared=True)
+            self.locked = True
+        attribution = self.days.get((account_id, when.date()))
+        if attribution is None:
+            counted, late = attribution_day(self.session, account_id, when)
+            attribution = self.days[(account_id, when.date())] = (counted.date(), late)
+        day, late = attribution
+        row = self.rows.setdefault((thing_id, day), {
+            "thing_id": thing_id, "day": day, "account_id": account_id, "bytes_up": 0,
+            "bytes_down": 0, "sms_mt": 0, "sms_mo": 0})
+        row["bytes_up"] += bytes_up
+        row["bytes_down"] += bytes_down
+        return late
+
+    def write(self) -> None:
+        if self.rows:
+            upsert(self.session, UsageDaily, [self.rows[k] for k in sorted(self.rows)],
+                   keys=("thing_id", "day"),
+                   increment=("bytes_up", "bytes_down", "sms_mt", "sms_mo"))
+            self.rows.clear()
 
 
 def add_daily(session: Session, account_id: str, thing_id: str, when: datetime, *,
@@ -251,7 +448,7 @@ def add_daily(session: Session, account_id: str, thing_id: str, when: datetime, 
     return late
 
 
-def _close(session: Session, thing: Thing, record: DataSession, when: datetime,
+def _close(session: Session, batch: _Batch, thing: Thing, record: DataSession, when: datetime,
            cause: str) -> None:
     record.status = "CLOSED"
     record.ended_at = when
@@ -261,29 +458,32 @@ def _close(session: Session, thing: Thing, record: DataSession, when: datetime,
         thing.connection_since = when
         thing.connection_session_id = None
         thing.updated_at = utcnow()
-    _start_lease_clock(session, thing, record.network_id)
+    _start_lease_clock(session, batch, thing, record.network_id)
     events.emit(session, thing.account_id, "thing.detached", thing_id=thing.id,
                 data={"session_id": record.id, "cause": cause, "bytes_up": record.bytes_up,
                       "bytes_down": record.bytes_down}, occurred_at=when)
 
 
-def _start_lease_clock(session: Session, thing: Thing, network_id: str | None) -> None:
+def _start_lease_clock(session: Session, batch: _Batch, thing: Thing,
+                       network_id: str | None) -> None:
     if network_id is None:
         return
-    lease = leases.current_lease(session, network_id, thing.id)
+    lease = batch.lease(network_id, thing)
     if lease is None or lease.kind != leases.DYNAMIC:
         return
-    pool = session.get(IpPool, lease.pool_id)
+    pool = batch.pool(lease.pool_id)
     lease.expires_at = utcnow() + timedelta(seconds=pool.lease_seconds if pool else 86400)
 
 
-def _close_all_of_nas(session: Session, nas_address: str, when: datetime) -> None:
+def _close_all_of_nas(session: Session, batch: _Batch, nas_address: str, when: datetime) -> None:
+    session.flush()  # sessions opened or closed earlier in the batch
     records = session.scalars(select(DataSession).where(
         DataSession.nas_address == nas_address, DataSession.status == "OPEN").with_for_update())
     for record in records:
         thing = session.get(Thing, record.thing_id, with_for_update=True)
         if thing is not None:
-            _close(session, thing, record, when, "nas_reboot")
+            batch.things_by_id.setdefault(thing.id, thing)
+            _close(session, batch, thing, record, when, "nas_reboot")
 
 
 def group_network(session: Session, thing: Thing) -> str:
