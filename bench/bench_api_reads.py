@@ -31,15 +31,13 @@ from sqlalchemy.engine import make_url
 
 from bench._data import BENCH_SECRET, Tenant, bench_settings, create_tenant, insert_things
 from bench._harness import ROOT, Context, Measurement, free_port, wait_for_port
-from simplane.core.db import Database
+from simplane.core.db import POOL_SIZE, Database
 
 CONNECTIONS = 32
 THREADS = 2
 # One worker process per core: a worker is one Python interpreter (one GIL), so more workers
 # than cores only adds context switches, and fewer leaves a core to wrk and the database alone.
 WORKERS = int(os.environ.get("SIMPLANE_BENCH_API_WORKERS", "2"))
-# Connections each bare-app worker keeps open: the product's pool size.
-POOL_SIZE = 10
 LIST_LIMIT = 100
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 50.0
@@ -126,7 +124,7 @@ def _measure(ctx: Context, engine: str, url: str) -> list[Measurement]:
 
     config = work / "bare.json"
     config.write_text(json.dumps({
-        "dbapi_url": _dbapi_url(url), "secret_key": BENCH_SECRET, "pool_size": POOL_SIZE,
+        "dbapi_url": _dbapi_url(url), "secret_key": BENCH_SECRET, "pool_size": POOL_SIZE,  # the product's
         "statements": statements}))
     port = free_port()
     with _bare_server(config, work, port) as (_, group):

@@ -6,6 +6,8 @@ commits once at the end.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,15 +24,24 @@ def is_postgres(bind: Engine | Session) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
+# Connections kept open per process. Requests take at most this many at once (see
+# `Database.request_slot`); the overflow serves the background workers and the middleware's
+# own short transactions. Beyond the pool a connection is opened for one use and closed after
+# it (on PostgreSQL a new backend process each time).
+POOL_SIZE = 10
+MAX_OVERFLOW = 20
+
+
+def create_db_engine(url: str, *, pool_size: int = POOL_SIZE,
+                     max_overflow: int = MAX_OVERFLOW) -> Engine:
     if url.startswith("sqlite"):
-        return _sqlite_engine(url, pool_size)
+        return _sqlite_engine(url, pool_size, max_overflow)
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True, future=True
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, future=True
     )
 
 
-def _sqlite_engine(url: str, pool_size: int) -> Engine:
+def _sqlite_engine(url: str, pool_size: int, max_overflow: int) -> Engine:
     database = url.split(":///", 1)[1] if ":///" in url else ""
     pooling: dict = {"poolclass": NullPool}
     if database and database != ":memory:":
@@ -39,7 +50,7 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
         # pragmas below, and closing the last one checkpoints the WAL and deletes it, which a
         # process serving one request at a time would otherwise do per request. A pooled
         # connection serves one thread at a time; `check_same_thread` only allows the hand-over.
-        pooling = {"poolclass": QueuePool, "pool_size": pool_size, "max_overflow": pool_size * 2}
+        pooling = {"poolclass": QueuePool, "pool_size": pool_size, "max_overflow": max_overflow}
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 30}, **pooling
     )
@@ -69,12 +80,27 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE,
+                 max_overflow: int = MAX_OVERFLOW) -> None:
         self.url = url
-        self.engine = create_db_engine(url, pool_size=pool_size)
+        self.pool_size = pool_size
+        self.engine = create_db_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary())
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         read_engine = self.engine.execution_options(sqlite_read_only=True)
         self._read_sessions = sessionmaker(read_engine, expire_on_commit=False, autoflush=True)
+
+    def request_slot(self) -> asyncio.Semaphore:
+        """What a request holds while it has a session: one of `pool_size` per event loop (a
+        serving process has one). A request holds its connection from its first query to its
+        commit, across trips to the thread pool; past the pool, requests wait here, on the
+        event loop, instead of each opening and closing a connection of its own."""
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.pool_size)
+        return slots
 
     @property
     def is_postgres(self) -> bool:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ..models import Credential, User
@@ -25,15 +25,16 @@ async def _session(request: Request) -> AsyncIterator[Session]:
     # Async, so that opening the session (no I/O: it connects on first use) and closing one
     # that never queried cost no trip to the thread pool; ending a transaction costs one.
     database: Database = request.app.state.database
-    session = database.session(read_only=request.method in ("GET", "HEAD"))
-    try:
-        yield session
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await _finish(session, commit=False)
-        raise
-    # One commit per request, after the route returned and before the response leaves.
-    await _finish(session, commit=True)
+    async with database.request_slot():
+        session = database.session(read_only=request.method in ("GET", "HEAD"))
+        try:
+            yield session
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await _finish(session, commit=False)
+            raise
+        # One commit per request, after the route returned and before the response leaves.
+        await _finish(session, commit=True)
 
 
 async def _finish(session: Session, *, commit: bool) -> None:
@@ -58,6 +59,15 @@ def _end(session: Session, commit: bool) -> None:
 
 DbSession = Annotated[Session, Depends(_session, scope="function")]
 
+_users, _credentials = User.__table__, Credential.__table__
+# Every authenticated request runs this: built once (building and cache-keying a statement
+# costs more than running it).
+_CALLER = (select(_users.c.id, _users.c.role, _users.c.status, _users.c.account_id,
+                  _users.c.tokens_valid_after)
+           .join(_credentials, _credentials.c.user_id == _users.c.id)
+           .where(_credentials.c.client_id == bindparam("client_id"),
+                  _users.c.account_id == bindparam("account_id")))
+
 
 def _principal(request: Request, session: DbSession) -> Principal:
     header = request.headers.get("authorization", "")
@@ -70,11 +80,8 @@ def _principal(request: Request, session: DbSession) -> Principal:
         raise unauthorized("the bearer token is malformed, expired or not signed by this server")
     if claims.kind != "user":
         raise forbidden("a network credential reaches only /v1/network/*")
-    row = session.execute(
-        select(User.id, User.role, User.status, User.account_id, User.tokens_valid_after)
-        .join(Credential, Credential.user_id == User.id)
-        .where(Credential.client_id == claims.client_id, User.account_id == claims.account_id)
-    ).first()
+    row = session.execute(_CALLER, {"client_id": claims.client_id,
+                                    "account_id": claims.account_id}).first()
     if row is None:
         raise unauthorized("the bearer token's credential has been revoked")
     if row.status != "ACTIVE":
