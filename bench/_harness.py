@@ -110,7 +110,9 @@ def migrate(url: str) -> None:
 @contextmanager
 def fresh_postgres(postgres_url: str, label: str, *, migrated: bool = True) -> Iterator[str]:
     base = make_url(postgres_url).set(drivername="postgresql+psycopg")
-    name = f"simplane_bench_{label}"
+    # The pid keeps two runs of one benchmark (two shells, two checkouts) off each other's
+    # database: each drops its own at the end.
+    name = f"simplane_bench_{label}_{os.getpid()}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
