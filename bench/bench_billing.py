@@ -10,8 +10,9 @@ medians.
 Data: one account whose tariff has a monthly fee, a per-MB and per-SMS prices; its Things were
 shipped before the open cycle, half activated before it began (ACTIVE at its first instant) and
 half during it, so every Thing pays the fee through both rules; one `usage_daily` row per Thing
-per day of the cycle (30 days; the open cycle is reported because it is the one rated on
-request, a closed one reads its frozen lines).
+per day of the cycle (30 days, 28 in February; the open cycle is reported because it is the
+one rated on request, a closed one reads its frozen lines). The usage rows are written day after
+day, as the product writes them, and the tables vacuumed, as autovacuum would have.
 
 The report is checked, not only timed: one line per Thing plus the header, every Thing charged
 the fee, bytes and SMS summing to the baseline's sums, and every charge equal to the tariff
@@ -232,7 +233,8 @@ def run(ctx: Context) -> list[Measurement]:
                                                   f" applies at scale 1 only (scale {ctx.scale:g})"),
     }
     return [Measurement(
-        benchmark=f"billing report {things:,} Things x {days} days", engine="postgresql", figure=statistics.median(ours), unit="s",
+        benchmark=f"billing report {things:,} Things x {days} days", engine="postgresql",
+        figure=statistics.median(ours), unit="s",
         baseline=statistics.median(bare), baseline_name="bare SQL aggregate",
         higher_is_better=False, target_ratio=None,
         target_max=TARGET_SECONDS if full else None, details=details)]

@@ -210,17 +210,23 @@ def rated(account_id: str, start: datetime, end: datetime, tariff: Tariff,
                              * _number(PER_BYTE), digits)
     sms_charge = func.round(rows.c.sms_mt * _number(tariff.price_per_sms_mt)
                             + rows.c.sms_mo * _number(tariff.price_per_sms_mo), digits)
-    return (select(rows.c.id.label("thing_id"), rows.c.iccid, rows.c.things_group_id,
-                   fee.label("monthly_fee"), rows.c.data_bytes, data_charge.label("data_charge"),
-                   rows.c.sms_mt, rows.c.sms_mo, sms_charge.label("sms_charge"),
-                   (fee + data_charge + sms_charge).label("total"))
-            .order_by(rows.c.id))
+    charges = (select(rows.c.id.label("thing_id"), rows.c.iccid, rows.c.things_group_id,
+                      fee.label("monthly_fee"), rows.c.data_bytes,
+                      data_charge.label("data_charge"), rows.c.sms_mt, rows.c.sms_mo,
+                      sms_charge.label("sms_charge"))
+               # OFFSET 0 keeps PostgreSQL from merging this into the query above, which would
+               # work every charge out twice (once for its column, once for the total).
+               .order_by(rows.c.id).offset(0).subquery("charges"))
+    return (select(*charges.c, (charges.c.monthly_fee + charges.c.data_charge
+                                + charges.c.sms_charge).label("total"))
+            .order_by(charges.c.thing_id))
 
 
 def for_reports(session: Session) -> None:
-    """PostgreSQL: settings of a transaction that runs report queries. JIT compilation is off: on
-    these plans it costs seconds (inlining and optimising hundreds of expressions) and saves
-    less than it costs."""
+    """PostgreSQL: settings of a transaction that runs report queries. JIT compilation is off:
+    the estimates of these plans cross its thresholds long before the work is big enough to pay
+    for compiling (seconds of inlining and optimising for reports of 10,000 to 100,000 Things;
+    no measurable gain at 1,000,000)."""
     if is_postgres(session):
         session.execute(text("SET LOCAL jit = off"))
 
