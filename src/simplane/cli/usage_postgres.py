@@ -47,9 +47,10 @@ CHUNK = 1 << 20
 # and end-of-data marker (`\.`), the delimiter and quote the line COPY uses instead, NUL.
 NOT_PLAIN = (b'"', b"\\", b"\x1e", b"\x1f", b"\x00")
 # The usual record: nothing that `parse_time`, `imsi_problem` or the byte counts would read
-# differently from PostgreSQL (no year 0, hour 24 or second 60, which PostgreSQL takes; at
-# most 6 decimals, which both keep exactly; at most 18 digits, which always fit a BIGINT).
-_TIME = (rb"(?!0000)[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+# differently from PostgreSQL (no hour 24 or second 60, which PostgreSQL takes; no year 0 or 1,
+# which an offset can move out of Python's range; at most 6 decimals, which both keep
+# exactly; at most 18 digits, which always fit a BIGINT).
+_TIME = (rb"(?!000[01])[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
          rb"(?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])")
 USUAL_LINES = re.compile(rb"(?:[0-9]{15}," + _TIME + b"," + _TIME
                          + rb",[0-9]{1,18},[0-9]{1,18}\r?\n)*")
