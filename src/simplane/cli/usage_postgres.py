@@ -120,8 +120,8 @@ def _count_sql(t: str) -> str:
 
 def _parse_sql(source: str) -> str:
     """Every line of `source` (line, f text[]; blank lines left out) into usage_import_rows:
-    its values and Thing when the query accepts it, only its number otherwise. The OFFSET 0
-    fences keep PostgreSQL from computing each shared expression once per use."""
+    its values when the query accepts it, only its number otherwise. The OFFSET 0 fences keep
+    PostgreSQL from computing a shared expression again at each of its uses."""
     start_ok, start = _time_sql("s")
     end_ok, end = _time_sql("e")
     digits = "'0123456789', '0000000000'"
@@ -378,7 +378,7 @@ def import_file(session: Session, path: Path, now: datetime, header: list[str],
 
     offset = plain_header_length(path, header)
     if offset is not None:
-        progress.phase(f"Importing {path.name}", path.stat().st_size)
+        progress.phase(f"Loading {path.name}", path.stat().st_size)
         with _timed(timings, "fast"):
             outcome.fast = _try_fast(session, driver, path, offset, now, latest, progress,
                                      outcome)
@@ -405,8 +405,7 @@ def import_file(session: Session, path: Path, now: datetime, header: list[str],
         outcome.problems.sort(key=lambda problem: problem[0])
         return outcome
     _lock(session)
-    progress.phase("Writing")
-    _write(session, driver, _CHECKED, now, {}, outcome)
+    _write(session, driver, _CHECKED, now, {}, outcome, progress)
     return outcome
 
 
@@ -425,7 +424,8 @@ def _try_fast(session: Session, driver: Any, path: Path, offset: int, now: datet
         if done:
             session.execute(text("ANALYZE usage_import_records"))
             _lock(session)
-            done = _write(session, driver, _USUAL, now, {"latest": latest}, outcome, copied)
+            done = _write(session, driver, _USUAL, now, {"latest": latest}, outcome,
+                          progress, copied)
     except (DataError, psycopg.DataError):
         # A value PostgreSQL refuses: 30 February, an offset beyond 15:59, mixed line ends.
         done = False
@@ -484,7 +484,8 @@ def _driver_style(sql: str) -> str:
 
 
 def _write(session: Session, driver: Any, source: str, now: datetime,
-           parameters: dict[str, Any], outcome: Outcome, expected: int | None = None) -> bool:
+           parameters: dict[str, Any], outcome: Outcome, progress: Progress,
+           expected: int | None = None) -> bool:
     """Write the records `source` yields and add them up per Thing and day. With `expected`,
     False (the caller rolls back) when `source` yields another number of records.
 
@@ -492,6 +493,7 @@ def _write(session: Session, driver: Any, source: str, now: datetime,
     file): COPY writes a table in batches, where INSERT ... SELECT writes row by row at about
     twice the cost."""
     parameters = {"prefix": new_id("usage")[:-16], "today": now.date(), **parameters}
+    progress.phase("Adding up each Thing's days")
     with _timed(outcome.timings, "days"):
         session.execute(text(_days_sql(source)), parameters)
         (outcome.records, outcome.late, outcome.things, outcome.bytes_up,
@@ -499,6 +501,7 @@ def _write(session: Session, driver: Any, source: str, now: datetime,
     if expected is not None and outcome.records != expected:
         return False
     late = outcome.late > 0
+    progress.phase("Writing usage records")
     with tempfile.TemporaryFile() as spool, driver.cursor() as cursor:
         with _timed(outcome.timings, "records out"):
             with cursor.copy(_driver_style(f"COPY ({_records_sql(source, late)}) TO STDOUT "
@@ -511,6 +514,7 @@ def _write(session: Session, driver: Any, source: str, now: datetime,
                              "bytes_up, bytes_down, late) FROM STDIN (FORMAT binary)") as copy:
                 while block := spool.read(CHUNK):
                     copy.write(block)
+    progress.phase("Adding to usage_daily")
     with _timed(outcome.timings, "daily"):
         outcome.days = session.execute(text(_add_days_sql(late)), parameters).scalar_one()
     return True
@@ -519,7 +523,7 @@ def _write(session: Session, driver: Any, source: str, now: datetime,
 def _recheck(session: Session, plain: bool, now: datetime,
              check_fields: Checker) -> list[tuple[int, str]]:
     """Every line the query did not accept, judged by the row-by-row checks: its problems, or
-    its values (and Thing) when it is good after all. (rescued lines, problems)."""
+    its values when it is good after all."""
     if plain:
         query = ("SELECT r.line, l.text FROM usage_import_rows r JOIN usage_import_lines l "
                  "ON l.line = r.line - 1 WHERE NOT r.ok ORDER BY r.line")
