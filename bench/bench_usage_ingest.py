@@ -5,8 +5,9 @@ The product path is the operator's: the `simplane` entry point run as its own pr
 SIMPLANE_DATABASE_URL, importing a CSV in the import format. The baseline, in the same database
 and the same run, is PostgreSQL `COPY ... FROM STDIN (FORMAT csv, HEADER)` of that very file,
 streamed by psycopg into a table shaped like `usage_records` (the file's columns, an identity
-primary key and the (imsi, end) index that stands for (thing_id, recorded_at)). The baseline
-does no checking, no IMSI lookup and no roll-up: it is the floor for moving the bytes in.
+primary key and the (imsi, end) index that stands for (thing_id, recorded_at)), once before
+the import and once after it, the faster of the two counting. The baseline does no checking,
+no IMSI lookup and no roll-up: it is the floor for moving the bytes in.
 
 Seed: one account with 100,000 ACTIVE Things (times scale) and a file of 10,000,000 records
 (times scale) spread over whole past days of the current billing cycle (nothing in the future,
@@ -167,11 +168,17 @@ def run(ctx: Context) -> list[Measurement]:
                     if statement.strip():
                         conn.execute(text(statement))
 
-            copy_seconds = copy_file(url, path)
+            copies = [copy_file(url, path)]
             import_seconds, summary = import_file(url, path, ctx.work_dir)
             if summary["imported"] != records or summary["late"] or summary.get("path") != "fast":
                 raise RuntimeError(f"unexpected import summary {summary}")
             checked = verify(database, tenant.account_id, records)
+            # The machine is shared and noisy: COPY runs again after the import and the
+            # faster of the two is the baseline (never the slower).
+            with database.engine.begin() as conn:
+                conn.execute(text("TRUNCATE usage_staging"))
+            copies.append(copy_file(url, path))
+            copy_seconds = min(copies)
         finally:
             database.dispose()
             Path(ctx.work_dir / "usage.csv").unlink(missing_ok=True)
@@ -182,5 +189,6 @@ def run(ctx: Context) -> list[Measurement]:
         baseline_name="COPY of the same file", higher_is_better=True, target_ratio=0.5,
         details={"records": records, "things": things, "first_day": first_day.isoformat(),
                  "days": days, "file_mb": file_mb, "file_written_seconds": round(written, 1),
-                 "import_seconds": round(import_seconds, 2), "copy_seconds": round(copy_seconds, 2),
+                 "import_seconds": round(import_seconds, 2),
+                 "copy_seconds": [round(seconds, 2) for seconds in copies],
                  "import_summary": summary, **checked})]

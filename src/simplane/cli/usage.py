@@ -1,10 +1,13 @@
 """`simplane usage import` (usage records from a mediation system) and `simplane billing close`.
 
 An import is all or nothing: every row is checked first and every bad one named by its line;
-then, in one transaction, the raw rows go into `usage_records` (COPY on PostgreSQL) and the
-per-Thing, per-day roll-ups billing reads are increased. A row counts on the UTC day of its
-`end`, unless that day's cycle is already CLOSED: then it counts today, in the open cycle, and
-is marked late (billing.service.attribution_day).
+then, in one transaction, the raw rows go into `usage_records` and the per-Thing, per-day
+roll-ups billing reads are increased. A row counts on the UTC day of its `end`, unless that
+day's cycle is already CLOSED: then it counts today, in the open cycle, and is marked late
+(billing.service.attribution_day).
+
+SQLite checks and writes row by row here; PostgreSQL loads the file with COPY and does the
+same set-based (cli/usage_postgres.py), with the same checks and messages.
 """
 
 from __future__ import annotations

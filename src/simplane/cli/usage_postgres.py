@@ -47,9 +47,10 @@ CHUNK = 1 << 20
 # and end-of-data marker (`\.`), the delimiter and quote the line COPY uses instead, NUL.
 NOT_PLAIN = (b'"', b"\\", b"\x1e", b"\x1f", b"\x00")
 # The usual record: nothing that `parse_time`, `imsi_problem` or the byte counts would read
-# differently from PostgreSQL (no year 0, hour 24 or second 60, which PostgreSQL takes; at
-# most 6 decimals, which both keep exactly; at most 18 digits, which always fit a BIGINT).
-_TIME = (rb"(?!0000)[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+# differently from PostgreSQL (no hour 24 or second 60, which PostgreSQL takes; no year 0 or 1,
+# which an offset can move out of Python's range; at most 6 decimals, which both keep
+# exactly; at most 18 digits, which always fit a BIGINT).
+_TIME = (rb"(?!000[01])[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
          rb"(?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])")
 USUAL_LINES = re.compile(rb"(?:[0-9]{15}," + _TIME + b"," + _TIME
                          + rb",[0-9]{1,18},[0-9]{1,18}\r?\n)*")
@@ -119,8 +120,8 @@ def _count_sql(t: str) -> str:
 
 def _parse_sql(source: str) -> str:
     """Every line of `source` (line, f text[]; blank lines left out) into usage_import_rows:
-    its values and Thing when the query accepts it, only its number otherwise. The OFFSET 0
-    fences keep PostgreSQL from computing each shared expression once per use."""
+    its values when the query accepts it, only its number otherwise. The OFFSET 0 fences keep
+    PostgreSQL from computing a shared expression again at each of its uses."""
     start_ok, start = _time_sql("s")
     end_ok, end = _time_sql("e")
     digits = "'0123456789', '0000000000'"
@@ -167,57 +168,75 @@ _CHECKED = 'SELECT imsi, "end", bytes_up AS up, bytes_down AS down FROM usage_im
 _CLOSED = "closed AS (SELECT account_id, to_date(period, 'YYYY-MM') AS month FROM billing_cycles)"
 
 
-def _records_sql(source: str) -> str:
-    """The `usage_records` rows for the records `source` yields (imsi, end, up, down; an IMSI
-    that is no Thing's is left out), in (Thing, time) order, the order of the index on them,
-    and numbered in that order for their ids: like `new_id`'s, time-ordered and unguessable
-    (this import's time and random prefix, then the number and 32 random bits)."""
-    return f"""
-WITH {_CLOSED}
-SELECT :prefix || lpad(upper(to_hex(row_number() OVER () << 32
-                                    | (random() * 4294967295)::bigint)), 16, '0'),
-       account_id, thing_id, "end", up, down, late
-FROM (
-    SELECT t.id AS thing_id, t.account_id, r."end", r.up, r.down, c.month IS NOT NULL AS late
-    FROM ({source}) AS r
-    JOIN things t ON t.imsi = r.imsi
-    LEFT JOIN closed c ON c.account_id = t.account_id
-                      AND c.month = date_trunc('month', r."end" AT TIME ZONE 'UTC')::date
-    ORDER BY t.id COLLATE "C", r."end"
-) AS sorted
-"""
-
-
-def _daily_sql(source: str) -> str:
-    """Add the records `source` yields to each Thing's days (first per IMSI and UTC day, then
-    per Thing and the day they count on); one row of totals."""
+def _days_sql(source: str) -> str:
+    """Fill usage_import_days: the records `source` yields (imsi, end, up, down) added up per
+    Thing and UTC day (an IMSI that is no Thing's is left out), each day marked late when its
+    cycle is CLOSED, in the order of usage_daily's key."""
     return f"""
 WITH {_CLOSED}, per_day AS (
     SELECT imsi, ("end" AT TIME ZONE 'UTC')::date AS day, sum(up) AS up, sum(down) AS down,
            count(*) AS records
     FROM ({source}) AS r
     GROUP BY 1, 2
-), days AS (
-    SELECT t.id AS thing_id, t.account_id,
-           CASE WHEN c.month IS NULL THEN d.day ELSE CAST(:today AS date) END AS day,
-           sum(d.up) AS bytes_up, sum(d.down) AS bytes_down, sum(d.records) AS records,
-           coalesce(sum(d.records) FILTER (WHERE c.month IS NOT NULL), 0) AS late
-    FROM per_day d
-    JOIN things t ON t.imsi = d.imsi
-    LEFT JOIN closed c ON c.account_id = t.account_id
-                      AND c.month = date_trunc('month', d.day::timestamp)::date
-    GROUP BY 1, 2, 3
-), added AS (
+)
+INSERT INTO usage_import_days (thing_id, account_id, day, late, bytes_up, bytes_down, records)
+SELECT t.id, t.account_id, d.day, c.month IS NOT NULL, d.up, d.down, d.records
+FROM per_day d
+JOIN things t ON t.imsi = d.imsi
+LEFT JOIN closed c ON c.account_id = t.account_id
+                  AND c.month = date_trunc('month', d.day::timestamp)::date
+ORDER BY t.id COLLATE "C", d.day
+"""
+
+
+def _records_sql(source: str, late: bool) -> str:
+    """The `usage_records` rows for the records `source` yields (an IMSI that is no Thing's is
+    left out), in (Thing, time) order, the order of the index on them, and numbered in that
+    order for their ids: like `new_id`'s, time-ordered and unguessable (this import's time and
+    random prefix, then the number and 32 random bits). Without `late`, none is late."""
+    closed, is_late = (f"WITH {_CLOSED}", "c.month IS NOT NULL") if late else ("", "false")
+    join = ("LEFT JOIN closed c ON c.account_id = t.account_id "
+            "AND c.month = date_trunc('month', r.\"end\" AT TIME ZONE 'UTC')::date") if late else ""
+    return f"""
+{closed}
+SELECT :prefix || lpad(upper(to_hex(row_number() OVER () << 32
+                                    | (random() * 4294967295)::bigint)), 16, '0'),
+       account_id, thing_id, "end", up, down, late
+FROM (
+    SELECT t.id AS thing_id, t.account_id, r."end", r.up, r.down, {is_late} AS late
+    FROM ({source}) AS r
+    JOIN things t ON t.imsi = r.imsi
+    {join}
+    ORDER BY t.id COLLATE "C", r."end"
+) AS sorted
+"""
+
+
+def _add_days_sql(late: bool) -> str:
+    """Add usage_import_days to usage_daily; one row per day written. Late days count today,
+    so they are added up again first; otherwise the rows are already one per key, in order."""
+    days = ("SELECT thing_id, account_id, CASE WHEN late THEN CAST(:today AS date) ELSE day END "
+            "AS day, sum(bytes_up) AS bytes_up, sum(bytes_down) AS bytes_down "
+            "FROM usage_import_days GROUP BY 1, 2, 3 ORDER BY thing_id COLLATE \"C\", 3"
+            if late else "SELECT * FROM usage_import_days")
+    return f"""
+WITH added AS (
     INSERT INTO usage_daily (thing_id, day, account_id, bytes_up, bytes_down, sms_mt, sms_mo)
-    SELECT thing_id, day, account_id, bytes_up, bytes_down, 0, 0 FROM days
-    ORDER BY thing_id COLLATE "C", day
+    SELECT thing_id, day, account_id, bytes_up, bytes_down, 0, 0 FROM ({days}) AS days
     ON CONFLICT (thing_id, day) DO UPDATE
     SET bytes_up = usage_daily.bytes_up + excluded.bytes_up,
         bytes_down = usage_daily.bytes_down + excluded.bytes_down
+    RETURNING 1
 )
-SELECT coalesce(sum(records), 0), coalesce(sum(late), 0), count(DISTINCT thing_id), count(*),
+SELECT count(*) FROM added
+"""
+
+
+_TOTALS = """
+SELECT coalesce(sum(records), 0), coalesce(sum(records) FILTER (WHERE late), 0),
+       (SELECT count(*) FROM (SELECT DISTINCT thing_id FROM usage_import_days) AS things),
        coalesce(sum(bytes_up), 0), coalesce(sum(bytes_down), 0)
-FROM days
+FROM usage_import_days
 """
 
 
@@ -330,6 +349,8 @@ _TEMPORARY_TABLES = (
     "CREATE TEMPORARY TABLE usage_import_fields (line bigint, fields text[]) ON COMMIT DROP",
     "CREATE TEMPORARY TABLE usage_import_rows (line bigint, ok boolean, imsi text, "
     "\"end\" timestamptz, bytes_up bigint, bytes_down bigint) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE usage_import_days (thing_id text, account_id text, day date, "
+    "late boolean, bytes_up bigint, bytes_down bigint, records bigint) ON COMMIT DROP",
 )
 
 # What the fast path writes: the usual records whose IMSI is a Thing's and whose times are in
@@ -357,7 +378,7 @@ def import_file(session: Session, path: Path, now: datetime, header: list[str],
 
     offset = plain_header_length(path, header)
     if offset is not None:
-        progress.phase(f"Importing {path.name}", path.stat().st_size)
+        progress.phase(f"Loading {path.name}", path.stat().st_size)
         with _timed(timings, "fast"):
             outcome.fast = _try_fast(session, driver, path, offset, now, latest, progress,
                                      outcome)
@@ -384,8 +405,7 @@ def import_file(session: Session, path: Path, now: datetime, header: list[str],
         outcome.problems.sort(key=lambda problem: problem[0])
         return outcome
     _lock(session)
-    progress.phase("Writing")
-    _write(session, driver, _CHECKED, now, {}, outcome)
+    _write(session, driver, _CHECKED, now, {}, outcome, progress)
     return outcome
 
 
@@ -404,7 +424,8 @@ def _try_fast(session: Session, driver: Any, path: Path, offset: int, now: datet
         if done:
             session.execute(text("ANALYZE usage_import_records"))
             _lock(session)
-            done = _write(session, driver, _USUAL, now, {"latest": latest}, outcome, copied)
+            done = _write(session, driver, _USUAL, now, {"latest": latest}, outcome,
+                          progress, copied)
     except (DataError, psycopg.DataError):
         # A value PostgreSQL refuses: 30 February, an offset beyond 15:59, mixed line ends.
         done = False
@@ -463,40 +484,46 @@ def _driver_style(sql: str) -> str:
 
 
 def _write(session: Session, driver: Any, source: str, now: datetime,
-           parameters: dict[str, Any], outcome: Outcome, expected: int | None = None) -> bool:
+           parameters: dict[str, Any], outcome: Outcome, progress: Progress,
+           expected: int | None = None) -> bool:
     """Write the records `source` yields and add them up per Thing and day. With `expected`,
-    False (nothing written) when `source` yields another number of records.
+    False (the caller rolls back) when `source` yields another number of records.
 
-    The rows go out with COPY TO and back in with COPY FROM (binary, through a temporary
+    The records go out with COPY TO and back in with COPY FROM (binary, through a temporary
     file): COPY writes a table in batches, where INSERT ... SELECT writes row by row at about
     twice the cost."""
     parameters = {"prefix": new_id("usage")[:-16], "today": now.date(), **parameters}
+    progress.phase("Adding up each Thing's days")
+    with _timed(outcome.timings, "days"):
+        session.execute(text(_days_sql(source)), parameters)
+        (outcome.records, outcome.late, outcome.things, outcome.bytes_up,
+         outcome.bytes_down) = (int(value) for value in session.execute(text(_TOTALS)).one())
+    if expected is not None and outcome.records != expected:
+        return False
+    late = outcome.late > 0
+    progress.phase("Writing usage records")
     with tempfile.TemporaryFile() as spool, driver.cursor() as cursor:
         with _timed(outcome.timings, "records out"):
-            with cursor.copy(_driver_style(f"COPY ({_records_sql(source)}) TO STDOUT "
+            with cursor.copy(_driver_style(f"COPY ({_records_sql(source, late)}) TO STDOUT "
                                            "(FORMAT binary)"), parameters) as copy:
                 for data in copy:
                     spool.write(data)
-            written = cursor.rowcount
-        if expected is not None and written != expected:
-            return False
         spool.seek(0)
         with _timed(outcome.timings, "records in"):
             with cursor.copy("COPY usage_records (id, account_id, thing_id, recorded_at, "
                              "bytes_up, bytes_down, late) FROM STDIN (FORMAT binary)") as copy:
                 while block := spool.read(CHUNK):
                     copy.write(block)
+    progress.phase("Adding to usage_daily")
     with _timed(outcome.timings, "daily"):
-        totals = session.execute(text(_daily_sql(source)), parameters).one()
-    (outcome.records, outcome.late, outcome.things, outcome.days, outcome.bytes_up,
-     outcome.bytes_down) = (int(value) for value in totals)
+        outcome.days = session.execute(text(_add_days_sql(late)), parameters).scalar_one()
     return True
 
 
 def _recheck(session: Session, plain: bool, now: datetime,
              check_fields: Checker) -> list[tuple[int, str]]:
     """Every line the query did not accept, judged by the row-by-row checks: its problems, or
-    its values (and Thing) when it is good after all. (rescued lines, problems)."""
+    its values when it is good after all."""
     if plain:
         query = ("SELECT r.line, l.text FROM usage_import_rows r JOIN usage_import_lines l "
                  "ON l.line = r.line - 1 WHERE NOT r.ok ORDER BY r.line")
