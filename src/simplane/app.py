@@ -24,12 +24,7 @@ from . import __version__
 from .core.config import Settings, get_settings
 from .core.db import Database
 from .core.errors import AppError, FieldError, validation_error
-from .core.http import (
-    document_conventions,
-    documented_query_parameters,
-    reject_nul_characters,
-    reject_unknown_query_parameters,
-)
+from .core.http import check_request, document_conventions, documented_query_parameters
 from .core.logging import configure_logging
 from .core.middleware import (
     AuditMiddleware,
@@ -209,7 +204,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
-        dependencies=[Depends(reject_unknown_query_parameters), Depends(reject_nul_characters)],
+        dependencies=[Depends(check_request)],
     )
     app.state.settings = settings
     app.state.database = database

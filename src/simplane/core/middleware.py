@@ -36,6 +36,27 @@ REQUESTS = Counter("simplane_http_requests_total", "HTTP requests", ["method", "
 LATENCY = Histogram("simplane_http_request_duration_seconds", "HTTP request latency",
                     ["method", "route"])
 
+# The labelled series, looked up once per label set: prometheus_client's `labels()` checks
+# and locks on every call. The label sets are few (method x route template x status).
+_request_series: dict[tuple[str, str, int], Any] = {}
+_latency_series: dict[tuple[str, str], Any] = {}
+
+
+def _requests(method: str, route: str, status: int) -> Any:
+    series = _request_series.get((method, route, status))
+    if series is None:
+        series = _request_series[(method, route, status)] = REQUESTS.labels(method, route,
+                                                                            str(status))
+    return series
+
+
+def _latency(method: str, route: str) -> Any:
+    series = _latency_series.get((method, route))
+    if series is None:
+        series = _latency_series[(method, route)] = LATENCY.labels(method, route)
+    return series
+
+
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _ID_SEGMENT = re.compile(r"^[a-z]{2,5}_[0-9A-Z]{29}$")
 _SECRET_FIELD = re.compile(r"secret|psk|password|token", re.IGNORECASE)
@@ -57,7 +78,7 @@ def bearer_claims(scope: dict[str, Any], signer: TokenSigner) -> TokenClaims | N
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    return signer.verify(token.strip())
+    return signer.verify_once(scope, token.strip())
 
 
 async def _read_body(receive) -> bytes:  # type: ignore[no-untyped-def]
@@ -109,8 +130,8 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = route_template(scope) or "unmatched"
-            REQUESTS.labels(scope["method"], route, str(status_holder["status"])).inc()
-            LATENCY.labels(scope["method"], route).observe(elapsed)
+            _requests(scope["method"], route, status_holder["status"]).inc()
+            _latency(scope["method"], route).observe(elapsed)
             log.info("request", extra={"request_id": request_id, "method": scope["method"],
                                        "path": scope["path"], "status": status_holder["status"],
                                        "duration_ms": round(elapsed * 1000, 2)})

@@ -85,5 +85,15 @@ class TokenSigner:
             return None
         return claims if claims.expires_at > time.time() else None
 
+    def verify_once(self, scope: dict, token: str) -> TokenClaims | None:
+        """`verify`, remembered in the request's ASGI scope: the rate limiter and the caller
+        lookup both need the claims of the same token."""
+        memo = scope.get("simplane.token_claims")
+        if memo is not None and memo[0] == token:
+            return memo[1]  # type: ignore[no-any-return]
+        claims = self.verify(token)
+        scope["simplane.token_claims"] = (token, claims)
+        return claims
+
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())

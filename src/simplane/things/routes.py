@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from ..core.auth import Principal
-from ..core.deps import DbSession, authorize, record_audit
+from ..core.deps import DbSession, authorize, end_read, record_audit
 from ..core.http import (
     check_if_match,
     json_response,
@@ -68,7 +68,9 @@ def list_things(
         connection_status=connection_status)
     page = paginate(session, statement, Thing.__table__.c.id, limit=limit, cursor=cursor,
                     rows=True)
-    response = json_response(service.read_list(session, principal.account_id, page))
+    things = service.read_list(session, principal.account_id, page)
+    end_read(session)
+    response = json_response(things)
     set_link_header(request, response, page)
     return response
 
@@ -89,7 +91,9 @@ def lookup_thing(principal: Reader, session: DbSession, iccid: str | None = None
 
 @router.get("/things/{thing_id}", response_model=ThingOut, responses=problem_responses())
 def get_thing(thing_id: str, principal: Reader, session: DbSession) -> Response:
-    return json_response(service.read_thing(session, principal.account_id, thing_id), etag=True)
+    thing = service.read_thing(session, principal.account_id, thing_id)
+    end_read(session)
+    return json_response(thing, etag=True)
 
 
 @router.patch(
