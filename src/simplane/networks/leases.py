@@ -211,9 +211,11 @@ class Assignment:
     created: bool
 
 
-# A lease committed between the search and the insert sends the allocation round again;
-# more than a few rounds would mean a bug, not contention.
-_ATTEMPTS = 8
+# A lease committed between the search's snapshot and its claim sends the allocation round
+# again (the insert finds the address taken). Every such round means another allocation
+# committed meanwhile, so the pool is filling; under heavy load on a busy pool, with the
+# cursor moving past each taken address, a few dozen rounds were seen, never a livelock.
+_ATTEMPTS = 64
 
 
 # The common case on PostgreSQL in one round trip: purge the Network's expired leases, claim
