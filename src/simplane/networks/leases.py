@@ -213,8 +213,8 @@ class Assignment:
 
 # A lease committed between the search's snapshot and its claim sends the allocation round
 # again (the insert finds the address taken). Every such round means another allocation
-# committed meanwhile, so the pool is filling; under heavy load on a busy pool, with the
-# cursor moving past each taken address, a few dozen rounds were seen, never a livelock.
+# committed meanwhile, so the pool is filling (no livelock); 8 rounds were too few when 8
+# threads filled a /16 on an overloaded machine.
 _ATTEMPTS = 64
 
 
