@@ -10,9 +10,10 @@ import asyncio
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, bindparam, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
 
@@ -143,20 +144,32 @@ def advisory_lock(session: Session, name: str, *, shared: bool = False) -> None:
 def upsert(session: Session, model, values: dict | list[dict], *,  # type: ignore[no-untyped-def]
            keys: tuple[str, ...], increment: tuple[str, ...]) -> None:
     """INSERT, or add `increment` columns onto the existing row: one statement, no race. A
-    list of rows goes in one statement too (no two of them may share `keys`).
+    list of rows (no two of them sharing `keys`) goes as one executemany of that statement.
 
     Both engines speak `INSERT ... ON CONFLICT DO UPDATE`; only the construct differs.
     """
-    if is_postgres(session):
+    rows = [values] if isinstance(values, dict) else values
+    if not rows:
+        return
+    statement = _upsert_statement(session.get_bind().dialect.name, model.__table__, keys,
+                                  increment, tuple(rows[0]))
+    session.execute(statement, rows if len(rows) > 1 else rows[0])
+
+
+@lru_cache(maxsize=64)
+def _upsert_statement(dialect: str, table, keys: tuple[str, ...],  # type: ignore[no-untyped-def]
+                      increment: tuple[str, ...], columns: tuple[str, ...]):
+    # Bound parameters rather than the rows' values: the same statement for every batch, so
+    # it is compiled once (a multi-row VALUES of the batch's own length compiled anew each
+    # time, and the compile cost more than the rows' round trip).
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(model).values(values)
-    table = model.__table__
-    statement = statement.on_conflict_do_update(
+    statement = insert(table).values({name: bindparam(name) for name in columns})
+    return statement.on_conflict_do_update(
         index_elements=list(keys),
         set_={name: table.c[name] + statement.excluded[name] for name in increment})
-    session.execute(statement)
 
 
 def claim(session: Session, statement):  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 log = logging.getLogger("simplane.workers")
+IDLE_CEILING_SECONDS = 1.0
 
 
 class PollingWorker(ABC):
@@ -53,11 +54,18 @@ class PollingWorker(ABC):
         self.loop(self.run_once)
 
     def loop(self, poll: Callable[[], object]) -> None:
+        # Idle passes back off from `interval` to IDLE_CEILING_SECONDS: every poll is a
+        # transaction, and seven threads polling five times a second cost a `serve` process
+        # about a tenth of a core that RADIUS and the API need; work found resets it.
+        pause = self.interval
         while not self.stopping:
             try:
                 worked = poll()
             except Exception:  # noqa: BLE001 - the work stays in the database; try again
                 log.exception("%s pass failed", self.thread_name)
                 worked = False
-            if not worked:
-                self.pause(self.interval)
+            if worked:
+                pause = self.interval
+            else:
+                self.pause(pause)
+                pause = min(pause * 2, max(self.interval, IDLE_CEILING_SECONDS))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session
 
 from ..core.ids import new_id
@@ -22,6 +22,10 @@ RETENTION_DAYS = 90
 def emit(session: Session, account_id: str, event_type: str, *, thing_id: str | None = None,
          data: dict[str, Any] | None = None, occurred_at: datetime | None = None) -> Event:
     assert event_type in EVENT_TYPES, event_type
+    buffer: EventBuffer | None = session.info.get(_BUFFER)
+    if buffer is not None:
+        return buffer.add(account_id, event_type, thing_id=thing_id, data=data,
+                          occurred_at=occurred_at)
     event = Event(id=new_id("event"), account_id=account_id, type=event_type, thing_id=thing_id,
                   data=data or {}, occurred_at=occurred_at or utcnow())
     session.add(event)
@@ -29,6 +33,51 @@ def emit(session: Session, account_id: str, event_type: str, *, thing_id: str | 
 
     enqueue(session, event)
     return event
+
+
+_BUFFER = "simplane.events.buffer"
+
+
+class EventBuffer:
+    """The events of a batch (RADIUS decides many requests in one transaction), written by one
+    INSERT at its end, with their webhook outbox rows, rather than as ORM objects one by one:
+    the unit of work's bookkeeping per object cost more than the rows. While it is open on a
+    session, `emit` on that session adds to it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.events: list[Event] = []
+
+    def __enter__(self) -> EventBuffer:
+        self.session.info[_BUFFER] = self
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.session.info.pop(_BUFFER, None)
+
+    def add(self, account_id: str, event_type: str, *, thing_id: str | None,
+            data: dict[str, Any] | None, occurred_at: datetime | None) -> Event:
+        # Transient: never added to the session, written by `write`.
+        event = Event(id=new_id("event"), account_id=account_id, type=event_type,
+                      thing_id=thing_id, data=data or {}, occurred_at=occurred_at or utcnow())
+        self.events.append(event)
+        return event
+
+    def write(self) -> None:
+        if not self.events:
+            return
+        from ..webhooks.service import delivery_rows
+
+        table = Event.__table__
+        self.session.execute(insert(table), [
+            {"id": e.id, "account_id": e.account_id, "type": e.type, "thing_id": e.thing_id,
+             "data": e.data, "occurred_at": e.occurred_at} for e in self.events])
+        deliveries = [row for e in self.events for row in delivery_rows(self.session, e)]
+        if deliveries:
+            from ..models import WebhookDelivery
+
+            self.session.execute(insert(WebhookDelivery.__table__), deliveries)
+        self.events.clear()
 
 
 def events_query(account_id: str, *, event_type: str | None, thing_id: str | None,

@@ -109,6 +109,8 @@ def _rat(packet) -> int | None:  # type: ignore[no-untyped-def]
 
 def _nas(packet, source: str) -> str:  # type: ignore[no-untyped-def]
     value = _first(packet, "NAS-IP-Address")
+    if isinstance(value, str):  # pyrad decodes an ipaddr attribute to its dotted text
+        return value
     return str(ipaddress.IPv4Address(value)) if value else source
 
 

@@ -142,6 +142,10 @@ class RadiusServer:
         self.database = database
         self.dictionary = load_dictionary()
         self.clients = parse_clients(settings.radius_clients)
+        # Source address -> secret: a gateway sends from a few addresses, and matching each
+        # datagram's source against the client networks again was a tenth of the listener's
+        # time.
+        self.secrets: dict[str, bytes | None] = {}
         self.authorizer = _Batcher("auth", self._authorize_many, self._authorize,
                                    WORKERS_PER_KIND)
         self.accountant = _Batcher("acct", self._account_many, self._account, WORKERS_PER_KIND)
@@ -192,7 +196,11 @@ class RadiusServer:
 
     async def handle(self, kind: str, data: bytes, address: tuple[str, int],
                      transport: asyncio.DatagramTransport) -> None:
-        secret = secret_for(self.clients, address[0])
+        secret = self.secrets.get(address[0], b"")
+        if secret == b"":
+            secret = secret_for(self.clients, address[0])
+            if len(self.secrets) < 4096:  # spoofed sources must not grow it without bound
+                self.secrets[address[0]] = secret
         if secret is None or len(data) < 20:
             log.warning("radius datagram dropped", extra={"source": address[0],
                                                           "reason": "unknown client"})

@@ -105,7 +105,16 @@ def authorize_many(session: Session, settings: Settings,
                    requests: Sequence[AccessRequest]) -> list[Decision]:
     """Decide Access-Requests that arrived together, in one transaction, with the answers they
     would get one after the other: their Things are read and locked by one query, and each
-    Network hands out its addresses under one lock (`leases.allocate_dynamic_many`)."""
+    Network hands out its addresses under one lock (`leases.allocate_dynamic_many`); their
+    events are written by one statement at the end."""
+    with events.EventBuffer(session) as buffer:
+        decisions = _authorize_many(session, settings, requests)
+        buffer.write()
+    return decisions
+
+
+def _authorize_many(session: Session, settings: Settings,
+                    requests: Sequence[AccessRequest]) -> list[Decision]:
     imsis = {r.imsi for r in requests if r.imsi}
     things: dict[str, Thing] = {}
     networks: dict[str, str] = {}
@@ -208,14 +217,16 @@ def account_many(session: Session, requests: Sequence[AccountingRequest]) -> Non
     """Apply Accounting-Requests that arrived together, in order, in one transaction: the
     outcome of applying them one after the other, with their sessions, Things and leases read
     and locked by a few queries and the day roll-ups written by one statement."""
-    batch = _Batch(session, requests)
-    # What the requests look up mid-batch never depends on the batch's own pending rows (the
-    # one query that does, in `_close_all_of_nas`, flushes first): the changes go out in one
-    # flush at the end instead of one per look-up.
-    with session.no_autoflush:
-        for request in requests:
-            _account_one(session, batch, request)
-    batch.usage.write()
+    with events.EventBuffer(session) as buffer:
+        batch = _Batch(session, requests)
+        # What the requests look up mid-batch never depends on the batch's own pending rows
+        # (the one query that does, in `_close_all_of_nas`, flushes first): the changes go out
+        # in one flush at the end instead of one per look-up.
+        with session.no_autoflush:
+            for request in requests:
+                _account_one(session, batch, request)
+        batch.usage.write()
+        buffer.write()
 
 
 def _account_one(session: Session, batch: _Batch, request: AccountingRequest) -> None:

@@ -105,16 +105,19 @@ def subscribers(session: Session, account_id: str, event_type: str) -> list[str]
 
 def enqueue(session: Session, event: Event) -> None:
     """One outbox row per subscribed, enabled webhook, in the event's own transaction."""
+    session.add_all([WebhookDelivery(**row) for row in delivery_rows(session, event)])
+
+
+def delivery_rows(session: Session, event: Event) -> list[dict]:
     webhook_ids = subscribers(session, event.account_id, event.type)
     if not webhook_ids:
-        return
+        return []
     body = payload(event)
     now = utcnow()
-    session.add_all([
-        WebhookDelivery(id=new_id("delivery"), account_id=event.account_id, webhook_id=webhook_id,
-                        event_id=event.id, event_type=event.type, payload=body, status="PENDING",
-                        attempts=0, next_attempt_at=now, created_at=now)
-        for webhook_id in webhook_ids])
+    return [{"id": new_id("delivery"), "account_id": event.account_id, "webhook_id": webhook_id,
+             "event_id": event.id, "event_type": event.type, "payload": body,
+             "status": "PENDING", "attempts": 0, "next_attempt_at": now, "created_at": now}
+            for webhook_id in webhook_ids]
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
