@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from prometheus_client import Counter
-from sqlalchemy import select, union
+from sqlalchemy import insert, select, union
 from sqlalchemy.orm import Session
 
 from ..core.config import Settings
@@ -80,16 +80,43 @@ def _reject(session: Session, thing: Thing | None, reason: str, request: AccessR
     return Decision(False, reason, thing_id=thing.id if thing else None)
 
 
+class _Inserts:
+    """Rows a batch only adds (IMEI observations, usage records), written by one executemany
+    per table at its end instead of as ORM objects: nothing in the batch reads them back."""
+
+    _KEY = "simplane.radius.inserts"
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.rows: dict[type, list[dict]] = {}
+
+    def __enter__(self) -> _Inserts:
+        self.session.info[self._KEY] = self
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.session.info.pop(self._KEY, None)
+
+    def write(self) -> None:
+        for model, rows in self.rows.items():
+            self.session.execute(insert(model.__table__), rows)
+        self.rows.clear()
+
+
+def _insert_later(session: Session, model: type, row: dict) -> None:
+    session.info[_Inserts._KEY].rows.setdefault(model, []).append(row)
+
+
 def _observe_imei(session: Session, thing: Thing, imei: str, imeisv: str | None,
                   operator: str | None, rat: str | None) -> None:
     """Record a new IMEI in the history and raise thing.imei_changed."""
     if imei == thing.imei:
         return
     now = utcnow()
-    session.add(ImeiObservation(id=new_id("imei"), account_id=thing.account_id,
-                                thing_id=thing.id, imei=imei, imeisv=imeisv,
-                                previous_imei=thing.imei, observed_at=now, operator=operator,
-                                rat=rat))
+    _insert_later(session, ImeiObservation, {
+        "id": new_id("imei"), "account_id": thing.account_id, "thing_id": thing.id,
+        "imei": imei, "imeisv": imeisv, "previous_imei": thing.imei, "observed_at": now,
+        "operator": operator, "rat": rat})
     events.emit(session, thing.account_id, "thing.imei_changed", thing_id=thing.id,
                 data={"previous_imei": thing.imei, "imei": imei, "imeisv": imeisv,
                       "operator": operator, "country": _country(operator)}, occurred_at=now)
@@ -107,8 +134,9 @@ def authorize_many(session: Session, settings: Settings,
     would get one after the other: their Things are read and locked by one query, and each
     Network hands out its addresses under one lock (`leases.allocate_dynamic_many`); their
     events are written by one statement at the end."""
-    with events.EventBuffer(session) as buffer:
+    with events.EventBuffer(session) as buffer, _Inserts(session) as inserts:
         decisions = _authorize_many(session, settings, requests)
+        inserts.write()
         buffer.write()
     return decisions
 
@@ -217,7 +245,7 @@ def account_many(session: Session, requests: Sequence[AccountingRequest]) -> Non
     """Apply Accounting-Requests that arrived together, in order, in one transaction: the
     outcome of applying them one after the other, with their sessions, Things and leases read
     and locked by a few queries and the day roll-ups written by one statement."""
-    with events.EventBuffer(session) as buffer:
+    with events.EventBuffer(session) as buffer, _Inserts(session) as inserts:
         batch = _Batch(session, requests)
         # What the requests look up mid-batch never depends on the batch's own pending rows
         # (the one query that does, in `_close_all_of_nas`, flushes first): the changes go out
@@ -226,6 +254,7 @@ def account_many(session: Session, requests: Sequence[AccountingRequest]) -> Non
             for request in requests:
                 _account_one(session, batch, request)
         batch.usage.write()
+        inserts.write()
         buffer.write()
 
 
@@ -395,9 +424,10 @@ def _count(batch: _Batch, thing: Thing, record: DataSession, request: Accounting
     record.bytes_up = request.input_octets
     record.bytes_down = request.output_octets
     record.last_update_at = max(record.last_update_at, when)
-    batch.session.add(UsageRecord(id=new_id("usage"), account_id=thing.account_id,
-                                  thing_id=thing.id, session_id=record.id, recorded_at=when,
-                                  bytes_up=up, bytes_down=down, late=late))
+    _insert_later(batch.session, UsageRecord, {
+        "id": new_id("usage"), "account_id": thing.account_id, "thing_id": thing.id,
+        "session_id": record.id, "recorded_at": when, "bytes_up": up, "bytes_down": down,
+        "late": late})
 
 
 class _DailyUsage:
