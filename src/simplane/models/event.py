@@ -17,7 +17,7 @@ class Event(Base):
     )
 
     id: Mapped[str] = id_column()
-    account_id: Mapped[str] = account_column()
+    account_id: Mapped[str] = account_column(indexed=False)
     type: Mapped[str] = mapped_column(String(64))
     occurred_at: Mapped[datetime] = created_column()
     thing_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

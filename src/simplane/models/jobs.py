@@ -86,9 +86,7 @@ class WebhookDelivery(Base):
     event_id: Mapped[str] = mapped_column(IdColumn)
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)
-    # NULL until the item has an outcome of its own: up to its job's done_through that means
-    # SUCCEEDED, after it PENDING (bulk.service.item_status).
-    status: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    status: Mapped[str] = mapped_column(String(10))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = created_column()
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

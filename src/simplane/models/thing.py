@@ -39,7 +39,7 @@ class Thing(Base):
     )
 
     id: Mapped[str] = id_column()
-    account_id: Mapped[str] = account_column()
+    account_id: Mapped[str] = account_column(indexed=False)
     iccid: Mapped[str] = mapped_column(String(20), unique=True)
     imsi: Mapped[str] = mapped_column(String(15), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
@@ -88,7 +88,7 @@ class ThingStateChange(Base):
     )
 
     id: Mapped[str] = id_column()
-    account_id: Mapped[str] = account_column()
+    account_id: Mapped[str] = account_column(indexed=False)
     thing_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("things.id", ondelete="CASCADE"))
     from_state: Mapped[str | None] = mapped_column(String(12), nullable=True)
     to_state: Mapped[str] = mapped_column(String(12))
