@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, UTCDateTime, account_column, created_column, id_column
+from .base import Base, IdColumn, UTCDateTime, account_column, created_column, id_column
 
 
 class Event(Base):
@@ -17,7 +17,9 @@ class Event(Base):
     )
 
     id: Mapped[str] = id_column()
-    account_id: Mapped[str] = account_column(indexed=False)
+    # No foreign key: events are written by the platform for the account whose change they
+    # record, and accounts are never deleted (migration 0011).
+    account_id: Mapped[str] = mapped_column(IdColumn)
     type: Mapped[str] = mapped_column(String(64))
     occurred_at: Mapped[datetime] = created_column()
     thing_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

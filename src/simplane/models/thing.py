@@ -88,8 +88,11 @@ class ThingStateChange(Base):
     )
 
     id: Mapped[str] = id_column()
-    account_id: Mapped[str] = account_column(indexed=False)
-    thing_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("things.id", ondelete="CASCADE"))
+    # No foreign keys: the platform writes these rows only with the Thing's own account and id,
+    # in the statement that changes the Thing, and neither accounts nor Things are ever
+    # deleted; the checks were a third of a bulk state change (migration 0011).
+    account_id: Mapped[str] = mapped_column(IdColumn)
+    thing_id: Mapped[str] = mapped_column(IdColumn)
     from_state: Mapped[str | None] = mapped_column(String(12), nullable=True)
     to_state: Mapped[str] = mapped_column(String(12))
     changed_at: Mapped[datetime] = created_column()
