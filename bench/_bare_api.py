@@ -28,7 +28,8 @@ from typing import Any
 # Every statement arrives as {"sql": text, "params": [[key, role], ...]}: a key is a name
 # (psycopg's %(name)s) or a position (sqlite3's ?); a role says where the value comes from in this
 # request: "client_id" / "account_id" (the token), "thing_id" (the path), "fetch" (limit + 1),
-# "row_id:<i>" (the i-th row of the previous statement) or "literal:<json>".
+# "row_id:<i>" (the i-th row of the previous statement), "row_ids:<n>" (the ids of its first n
+# rows, as one list) or "literal:<json>".
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -50,7 +51,9 @@ class Config:
 def _bind(statement: dict[str, Any], values: dict[str, Any], previous: list[tuple]) -> Any:
     out: Any = {} if statement["params"] and isinstance(statement["params"][0][0], str) else []
     for key, role in statement["params"]:
-        if role.startswith("row_id:"):
+        if role.startswith("row_ids:"):
+            value = [row[0] for row in previous[:int(role[8:])]]
+        elif role.startswith("row_id:"):
             value = previous[int(role[7:])][0]
         elif role.startswith("literal:"):
             value = json.loads(role[8:])

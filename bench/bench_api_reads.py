@@ -212,7 +212,11 @@ def _roles(statement: str, parameters: Any, known: dict[str, Any],
     params = []
     for key, value in items:
         role = next((r for r, v in known.items() if v == value and r != "thing_id"), None)
-        if value in rows:
+        if isinstance(value, list) and value and value == rows[:len(value)]:
+            role = f"row_ids:{len(value)}"  # one array of ids (PostgreSQL's = ANY(...))
+        elif isinstance(value, list):
+            role = "literal:" + json.dumps(value)
+        elif value in rows:
             role = f"row_id:{rows.index(value)}"
         elif value == known["thing_id"]:
             role = "thing_id"

@@ -23,6 +23,7 @@ from starlette.routing import Match
 from . import __version__
 from .core.config import Settings, get_settings
 from .core.db import Database
+from .core.deps import unverified_caller
 from .core.errors import AppError, FieldError, validation_error
 from .core.http import check_request, document_conventions, documented_query_parameters
 from .core.logging import configure_logging
@@ -87,7 +88,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _problem(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        caller = unverified_caller(request)
+        if caller is not None:
+            try:
+                await anyio.to_thread.run_sync(caller.verify_alone)
+            except AppError as error:
+                return _problem(error)
         return _problem(_validation_problem(exc))
 
     @app.exception_handler(StarletteHTTPException)

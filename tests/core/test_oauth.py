@@ -144,6 +144,18 @@ def test_deleting_a_credential_revokes_its_tokens_at_once(tenant, clients):
                 401, "invalid_client")
 
 
+def test_a_revoked_token_is_refused_before_the_query_is_checked(tenant, clients):
+    # GET /v1/things looks its caller up in its own thread; a query it refuses must still
+    # answer for the caller first, as every route does.
+    user_id, client_id, secret = new_credential(tenant)
+    client = clients(tenant.base_url, tenant.token(client_id, secret))
+    assert client.get("/v1/things", params={"limit": 0}).status_code == 400
+    assert tenant.admin.delete(
+        f"/v1/users/{user_id}/credentials/{client_id}").status_code == 204
+    unauthorized(client.get("/v1/things", params={"limit": 0}))
+    unauthorized(client.get("/v1/things", params={"state": "LOST"}))
+
+
 def test_deleting_a_credential_also_blocks_idempotent_replays(tenant, clients):
     user_id, client_id, secret = new_credential(tenant)
     client = clients(tenant.base_url, tenant.token(client_id, secret))

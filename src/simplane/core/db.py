@@ -7,13 +7,14 @@ commits once at the end.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, bindparam, create_engine, event
+from sqlalchemy import Engine, bindparam, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
 
@@ -37,9 +38,37 @@ def create_db_engine(url: str, *, pool_size: int = POOL_SIZE,
                      max_overflow: int = MAX_OVERFLOW) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, pool_size, max_overflow)
-    return create_engine(
-        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, future=True
-    )
+    engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, future=True)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection unused for this long is pinged before a request gets it.
+IDLE_PING_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """`pool_pre_ping`, but only for a connection that sat idle in the pool: a connection
+    the server dropped (a restart, an idle timeout) is replaced before a request sees it,
+    while a busy server does not pay a round trip per request to learn that the connection it
+    used a moment ago still works. A connection that breaks mid-use fails its request (503)
+    and SQLAlchemy then replaces every connection opened before the break."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checked_in(dbapi_connection, record):  # type: ignore[no-untyped-def]
+        if record is not None:
+            record.info["simplane.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checked_out(dbapi_connection, record, proxy):  # type: ignore[no-untyped-def]
+        since = record.info.pop("simplane.idle_since", None)
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool closes this connection and checks out another (a new one if need be).
+            raise exc.DisconnectionError(f"a pooled connection failed its ping: {error}") from error
 
 
 def _sqlite_engine(url: str, pool_size: int, max_overflow: int) -> Engine:

@@ -14,7 +14,7 @@ from ..models import Credential, User
 from .auth import Principal, Role, allows
 from .db import Database
 from .errors import forbidden, unauthorized
-from .security import TokenSigner
+from .security import TokenClaims, TokenSigner
 
 
 def get_database(request: Request) -> Database:
@@ -76,7 +76,8 @@ _CALLER = (select(_users.c.id, _users.c.role, _users.c.status, _users.c.account_
                   _users.c.account_id == bindparam("account_id")))
 
 
-def _principal(request: Request, session: DbSession) -> Principal:
+def _claims(request: Request) -> TokenClaims:
+    """The claims of the request's bearer token, checked without the database."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -87,6 +88,11 @@ def _principal(request: Request, session: DbSession) -> Principal:
         raise unauthorized("the bearer token is malformed, expired or not signed by this server")
     if claims.kind != "user":
         raise forbidden("a network credential reaches only /v1/network/*")
+    return claims
+
+
+def _caller(request: Request, session: Session, claims: TokenClaims) -> Principal:
+    """The token's credential and user, as they are now in the database."""
     row = session.execute(_CALLER, {"client_id": claims.client_id,
                                     "account_id": claims.account_id}).first()
     if row is None:
@@ -100,15 +106,62 @@ def _principal(request: Request, session: DbSession) -> Principal:
     return principal
 
 
+def _require(principal: Principal, permission: str) -> Principal:
+    if not allows(principal.role, permission):
+        raise forbidden(f"role {principal.role.value!r} may not perform {permission}")
+    return principal
+
+
+def _principal(request: Request, session: DbSession) -> Principal:
+    return _caller(request, session, _claims(request))
+
+
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 
 
 def authorize(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
     # Async: a set lookup needs no trip to the thread pool.
     async def check(principal: CurrentPrincipal) -> Principal:
-        if not allows(principal.role, permission):
-            raise forbidden(f"role {principal.role.value!r} may not perform {permission}")
+        return _require(principal, permission)
+
+    return check
+
+
+class Caller:
+    """A caller whose token checked out and whose credential, user and role the route checks
+    itself (`verify`), first thing in its own thread: a read then makes one trip to the thread
+    pool instead of two (one for the caller, one for the route), with the same SQL in the same
+    transaction and the same answers as `authorize`."""
+
+    def __init__(self, request: Request, claims: TokenClaims, permission: str) -> None:
+        self.request = request
+        self.claims = claims
+        self.permission = permission
+
+    def verify(self, session: Session) -> Principal:
+        principal = _require(_caller(self.request, session, self.claims), self.permission)
+        self.request.state.unverified_caller = None
         return principal
+
+    def verify_alone(self) -> None:
+        database: Database = self.request.app.state.database
+        with database.transaction(read_only=True) as session:
+            self.verify(session)
+
+
+def unverified_caller(request: Request) -> Caller | None:
+    """The caller of a route that failed validation before it could run `Caller.verify`.
+    `authorize` answers 401/403 before a query parameter's 400: so must such a route."""
+    return getattr(request.state, "unverified_caller", None)
+
+
+def authorize_in_route(permission: str) -> Callable[[Request], Awaitable[Caller]]:
+    """`authorize` for a sync route that calls `Caller.verify(session)` before anything else."""
+
+    async def check(request: Request) -> Caller:
+        caller = Caller(request, _claims(request), permission)
+        request.state.unverified_caller = caller
+        return caller
 
     return check
 

@@ -4,9 +4,10 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, exists, select
+from sqlalchemy import ARRAY, ColumnElement, Row, Select, String, any_, bindparam, exists, select
 from sqlalchemy.orm import Session
 
+from ..core.db import is_postgres
 from ..models import (
     DataSession,
     ImeiObservation,
@@ -30,6 +31,13 @@ _TAGS = (select(_tags.c.thing_id, _tags.c.tag)
          .where(_tags.c.account_id == bindparam("account_id"),
                 _tags.c.thing_id.in_(bindparam("thing_ids", expanding=True)))
          .order_by(_tags.c.thing_id, _tags.c.tag))
+# PostgreSQL: the ids as one array parameter. An expanding IN renders a new statement text
+# per request (a placeholder per id, for a page of 100 as much work as the rest of the read)
+# and psycopg parses it afresh each time; `= ANY(array)` is one text, prepared once.
+_TAGS_PG = (select(_tags.c.thing_id, _tags.c.tag)
+            .where(_tags.c.account_id == bindparam("account_id"),
+                   _tags.c.thing_id == any_(bindparam("thing_ids", type_=ARRAY(String))))
+            .order_by(_tags.c.thing_id, _tags.c.tag))
 
 
 def get_thing(session: Session, account_id: str, thing_id: str, *,
@@ -49,7 +57,8 @@ def tags_of(session: Session, account_id: str, thing_ids: Sequence[str]) -> dict
     tags: dict[str, list[str]] = {thing_id: [] for thing_id in thing_ids}
     if not thing_ids:
         return tags
-    rows = session.execute(_TAGS, {"account_id": account_id, "thing_ids": list(thing_ids)})
+    statement = _TAGS_PG if is_postgres(session) else _TAGS
+    rows = session.execute(statement, {"account_id": account_id, "thing_ids": list(thing_ids)})
     for thing_id, tag in rows:
         tags[thing_id].append(tag)
     return tags

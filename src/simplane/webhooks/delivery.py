@@ -9,6 +9,8 @@ not claimed any more.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import timedelta
 
 import httpx
@@ -42,11 +44,28 @@ class DeliveryWorker(PollingWorker):
         self.timeout = timeout
         self.base_seconds = base_seconds
         self.max_age = max_age
+        # Until when the other threads leave looking for due deliveries to the one that did.
+        self._quiet_until = 0.0
+        self._turn = threading.Lock()
 
     def serve(self) -> None:
         # One HTTP connection pool per thread, for the thread's life.
         with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
-            self.loop(lambda: self.run_once(client))
+            self.loop(lambda: self._poll(client))
+
+    def _poll(self, client: httpx.Client) -> bool:
+        # The threads take turns to look while nothing is due: one look per interval, not one
+        # per thread (each costs a transaction; idle, they were most of a serving process's
+        # CPU between requests). Work found lets every thread look again at its next wake.
+        with self._turn:
+            now = time.monotonic()
+            if now < self._quiet_until:
+                return False
+            self._quiet_until = now + self.interval
+        worked = self.run_once(client)
+        if worked:
+            self._quiet_until = 0.0
+        return worked
 
     def _due(self):  # type: ignore[no-untyped-def]
         now = utcnow()
