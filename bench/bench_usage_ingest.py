@@ -13,7 +13,8 @@ Seed: one account with 100,000 ACTIVE Things (times scale) and a file of 10,000,
 (times scale) spread over whole past days of the current billing cycle (nothing in the future,
 nothing late), over a number of days coprime with the Things so every Thing has usage on every
 day, as a mediation export would. Afterwards the import is checked against the COPY-loaded
-file: the record count, and every Thing's every day's byte sums in `usage_daily`.
+file: the record count, every Thing's every day's byte sums in `usage_daily`, and every Thing's
+cycle in `usage_cycles` equal to the sum of its days.
 """
 
 from __future__ import annotations
@@ -135,6 +136,17 @@ def verify(database: Database, account_id: str, records: int) -> dict:
                    ON d.thing_id = file.thing_id AND d.day = file.day
             WHERE d.bytes_up IS DISTINCT FROM file.up OR d.bytes_down IS DISTINCT FROM file.down
         """), {"a": account_id}).scalar_one()
+        # The per-cycle roll-up the report reads: each Thing's cycle, the sum of its days.
+        cycles_off = conn.execute(text("""
+            WITH days AS (
+                SELECT to_char(day, 'YYYY-MM') AS period, thing_id, sum(bytes_up) AS up,
+                       sum(bytes_down) AS down
+                FROM usage_daily WHERE account_id = :a GROUP BY 1, 2)
+            SELECT count(*) FROM days
+            FULL JOIN (SELECT * FROM usage_cycles WHERE account_id = :a) c
+                   ON c.period = days.period AND c.thing_id = days.thing_id
+            WHERE c.bytes_up IS DISTINCT FROM days.up OR c.bytes_down IS DISTINCT FROM days.down
+        """), {"a": account_id}).scalar_one()
     problems = []
     if imported[0] != records or copied[0] != records:
         problems.append(f"{imported[0]} records imported and {copied[0]} copied, not {records}")
@@ -144,6 +156,8 @@ def verify(database: Database, account_id: str, records: int) -> dict:
         problems.append(f"usage_daily sums {daily[1]}/{daily[2]} != file {copied[1]}/{copied[2]}")
     if mismatched:
         problems.append(f"{mismatched} (Thing, day) roll-ups differ from the file")
+    if cycles_off:
+        problems.append(f"{cycles_off} (Thing, cycle) roll-ups differ from their days")
     if problems:
         raise RuntimeError("usage import verification failed: " + "; ".join(problems))
     return {"daily_rows": daily[0], "bytes_up": int(daily[1]), "bytes_down": int(daily[2])}

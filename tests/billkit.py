@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from simplane.billing.cycles import period_of
 from simplane.core.ids import new_id
-from simplane.models import Account, TariffVersion, Thing, ThingStateChange
+from simplane.models import Account, TariffVersion, Thing, ThingStateChange, UsageCycle, UsageDaily
 from simplane.radius.service import add_daily
 
 MB = 2**20
@@ -124,3 +124,30 @@ def line(thing: dict[str, Any], group_id: str, *, fee: str, data_bytes: int = 0,
     return {"thing_id": thing["id"], "iccid": thing["iccid"], "things_group_id": group_id,
             "monthly_fee": fee, "data_bytes": data_bytes, "data_charge": data, "sms_mt": sms_mt,
             "sms_mo": sms_mo, "sms_charge": sms, "total": total}
+
+
+def cycles_and_days(session: Session, account_id: str) -> tuple[dict, dict]:
+    """The account's per-cycle roll-up, and the same worked out from its days: (period,
+    thing_id) -> (bytes_up, bytes_down, sms_mt, sms_mo). Every usage writer keeps them equal."""
+    counters = ("bytes_up", "bytes_down", "sms_mt", "sms_mo")
+    cycles = {(row[0], row[1]): tuple(row[2:]) for row in session.execute(
+        select(UsageCycle.period, UsageCycle.thing_id,
+               *(getattr(UsageCycle, name) for name in counters))
+        .where(UsageCycle.account_id == account_id))}
+    days: dict[tuple[str, str], list[int]] = {}
+    for day, thing_id, *values in session.execute(
+            select(UsageDaily.day, UsageDaily.thing_id,
+                   *(getattr(UsageDaily, name) for name in counters))
+            .where(UsageDaily.account_id == account_id)):
+        sums = days.setdefault((period_of(day), thing_id), [0, 0, 0, 0])
+        for i, value in enumerate(values):
+            sums[i] += value
+    return cycles, {key: tuple(value) for key, value in days.items()}
+
+
+def assert_cycles_match_days(database, account_id: str) -> dict:  # type: ignore[no-untyped-def]
+    """The roll-up equals the sum of the days, row for row; the roll-up, for more asserts."""
+    with database.transaction(read_only=True) as session:
+        cycles, days = cycles_and_days(session, account_id)
+    assert cycles == days
+    return cycles

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from billkit import MB, arrange, at, csv_lines, report
+from billkit import MB, arrange, assert_cycles_match_days, at, csv_lines, report
 from sqlalchemy import select
 
 from simplane.accounts.service import set_tariff
@@ -85,6 +85,9 @@ def test_closed_cycle_is_frozen_and_late_usage_counts_in_the_open_cycle(new_tena
             UsageDaily.thing_id == thing["id"])).all())
     assert days == {at("2025-09-10T00:00:00").date(): MB, at("2025-09-30T00:00:00").date(): 0,
                     today.date(): 5 * MB}
+    assert assert_cycles_match_days(backend.database, account_id) == {
+        ("2025-09", thing["id"]): (MB, MB, 0, 0),
+        (period_of(today), thing["id"]): (5 * MB, 0, 0, 2)}
 
 
 def test_close_once_closes_every_ended_cycle_past_its_grace(new_tenant, backend):  # type: ignore[no-untyped-def]

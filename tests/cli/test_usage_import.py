@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from billkit import MB, arrange, at, report
+from billkit import MB, arrange, assert_cycles_match_days, at, report
 from cli_helpers import one_line_error
 from sqlalchemy import func, select
 
@@ -94,6 +94,9 @@ def test_import_loads_records_and_rollups_and_the_report_bills_them(  # type: ig
     assert "Imported 3 usage record(s)" in human.stdout
     # The file carries no record ids to deduplicate by: a second import counts again.
     assert report(tenant.admin, period_of(end))["totals"]["data_bytes"] == 2 * (2 * MB + 3 * MB // 4)
+    assert assert_cycles_match_days(backend.database, tenant.account_id) == {
+        (period_of(end), first["id"]): (2 * MB, 2 * (MB + MB // 4), 0, 0),
+        (period_of(end), second["id"]): (MB, 0, 0, 0)}
 
 
 def test_rejection_names_every_bad_line_and_changes_nothing(  # type: ignore[no-untyped-def]
@@ -185,6 +188,10 @@ def test_usage_for_a_closed_cycle_counts_in_the_open_cycle_as_late(  # type: ign
     assert report(tenant.admin, "2025-09") == september
     [current] = report(tenant.admin, period_of(today))["lines"]["items"]
     assert current["data_bytes"] == 2 * MB
+    # The late record went to today's cycle, the October one to October's, in both roll-ups.
+    assert assert_cycles_match_days(backend.database, tenant.account_id) == {
+        ("2025-09", thing["id"]): (MB, 0, 0, 0), ("2025-10", thing["id"]): (MB, 0, 0, 0),
+        (period_of(today), thing["id"]): (2 * MB, 0, 0, 0)}
 
 
 def test_billing_close_refuses_a_bad_or_future_now(cli):  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from radius_helpers import (
     radclient,
     sessions_of,
 )
+from billkit import assert_cycles_match_days
 from pyrad import packet as rp
 from sqlalchemy import select
 
@@ -122,7 +123,7 @@ def test_a_locked_ip_never_gets_an_expiry(radius, backend, tenant, active_things
         assert lease is not None and (lease.kind, lease.expires_at) == ("LOCKED", None)
 
 
-def test_usage_is_attributed_to_the_day_of_the_event_timestamp(radius, tenant, active_things):  # type: ignore[no-untyped-def]
+def test_usage_is_attributed_to_the_day_of_the_event_timestamp(radius, backend, tenant, active_things):  # type: ignore[no-untyped-def]
     (thing,) = active_things(1)
     today = datetime.now(UTC).date()
     three_days_ago = datetime.combine(today - timedelta(days=3), datetime.min.time(), UTC)
@@ -147,6 +148,9 @@ def test_usage_is_attributed_to_the_day_of_the_event_timestamp(radius, tenant, a
     assert record["started_at"].startswith((today - timedelta(days=3)).isoformat())
     # A range that ends before yesterday leaves yesterday's bucket out.
     assert len(usage(tenant.admin, thing["id"], to=(today - timedelta(days=2)).isoformat())) == 1
+    # The per-cycle roll-up the report reads got the same increments.
+    cycles = assert_cycles_match_days(backend.database, tenant.account_id)
+    assert sum(up + down for up, down, _, _ in cycles.values()) == 350 + 700
 
 
 def test_accounting_on_and_off_close_the_open_sessions_of_that_nas(

@@ -9,6 +9,7 @@ import secrets
 import threading
 from datetime import UTC, datetime, timedelta
 
+from billkit import assert_cycles_match_days
 from sms_helpers import (
     active_thing,
     attach,
@@ -140,6 +141,8 @@ def test_mt_segments_are_counted_when_sent(live, backend, tenant, network) -> No
     [day] = tenant.admin.get(usage).json()["items"]
     assert day["date"] == datetime.now(UTC).date().isoformat()
     assert (day["sms_mt"], day["sms_mo"]) == (5, 3)
+    cycles = assert_cycles_match_days(backend.database, tenant.account_id)
+    assert [(mt, mo) for _, _, mt, mo in cycles.values()] == [(5, 3)]
 
 
 def test_concurrent_workers_deliver_each_message_exactly_once(live, backend, tenant) -> None:

@@ -1,5 +1,5 @@
 """Rating one cycle: per Thing, the monthly fee from the state history and the usage charges
-from the daily roll-ups.
+from the usage roll-ups.
 
 A Thing pays the monthly fee when it was ACTIVE at any moment of the cycle: its state at the
 cycle's start (the last change at or before it) was ACTIVE, or it became ACTIVE during the
@@ -7,7 +7,8 @@ cycle. So a Thing PROVISIONED or SUSPENDED for the whole cycle, or RETIRED befor
 its first instant), pays none.
 Each charge is computed exactly and rounded once, half-up, to the currency's minor unit.
 
-`quantities` is one set-based query: every Thing's usage and fee flag, in id order, streamed.
+`quantities` is one set-based query: every Thing's usage (from the per-cycle roll-up,
+`billing.rollups`) and fee flag, in id order, streamed.
 The money is worked out from it in one of two ways that follow the same rules: in Python
 (`rate_row`, any engine), or on PostgreSQL inside the same query in NUMERIC (`rated`), so a whole
 report can leave the database as text without a Python step per line. The tests hold the two
@@ -22,13 +23,11 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Numeric,
     Select,
     and_,
     case,
-    cast,
     exists,
     func,
     literal,
@@ -39,7 +38,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from ..core.db import is_postgres
-from ..models import Thing, ThingStateChange, ThingTag, UsageDaily
+from ..models import Thing, ThingStateChange, ThingTag, UsageCycle
+from .cycles import bounds, period_of
 from .tariffs import Tariff
 
 MB = Decimal(2**20)
@@ -151,22 +151,26 @@ def quantities(account_id: str, start: datetime, end: datetime, scope: Scope = S
                after: str | None = None) -> Select:
     """One row per Thing that pays the fee or has usage in the cycle, in id order: `id, iccid,
     things_group_id, charged, data_bytes, sms_mt, sms_mo`."""
-    # The usage is reached through the account's Things (a roll-up always belongs to its Thing's
-    # account): a second filter on usage_daily.account_id would cost a heap visit per day, where
-    # the Thing and day alone are answered by the key's index.
-    usage = and_(UsageDaily.thing_id == Thing.id, UsageDaily.day >= start.date(),
-                 UsageDaily.day < end.date())
+    period = period_of(start)
+    assert (start, end) == bounds(period), "a report covers one whole cycle"
+    # The cycle's roll-up (billing.rollups): one row per Thing with usage, the sum of its days.
+    # It is reached through the account's Things (a roll-up always belongs to its Thing's
+    # account). Ordered and OFFSET 0, PostgreSQL plans it on its own: one range of the key's
+    # index, already in Thing order; written into the outer join's condition, the cycle is
+    # not seen as fixed there, and every row of it gets sorted.
+    cycle = (select(UsageCycle.thing_id, UsageCycle.bytes_up, UsageCycle.bytes_down,
+                    UsageCycle.sms_mt, UsageCycle.sms_mo)
+             .where(UsageCycle.period == period)
+             .order_by(UsageCycle.thing_id).offset(0).subquery("cycle"))
     summed = (
         select(Thing.id.label("id"), Thing.iccid.label("iccid"),
                Thing.things_group_id.label("things_group_id"),
-               cast(func.coalesce(func.sum(UsageDaily.bytes_up + UsageDaily.bytes_down), 0),
-                    BigInteger).label("data_bytes"),
-               func.coalesce(func.sum(UsageDaily.sms_mt), 0).label("sms_mt"),
-               func.coalesce(func.sum(UsageDaily.sms_mo), 0).label("sms_mo"),
-               func.count(UsageDaily.thing_id).label("usage_days"))
-        .select_from(Thing).outerjoin(UsageDaily, usage)
+               func.coalesce(cycle.c.bytes_up + cycle.c.bytes_down, 0).label("data_bytes"),
+               func.coalesce(cycle.c.sms_mt, 0).label("sms_mt"),
+               func.coalesce(cycle.c.sms_mo, 0).label("sms_mo"),
+               cycle.c.thing_id.is_not(None).label("used"))
+        .select_from(Thing).outerjoin(cycle, cycle.c.thing_id == Thing.id)
         .where(Thing.created_at < end, *_things_in(account_id, scope, after))
-        .group_by(Thing.id)
         .subquery("summed"))
     payers = _fee_payers(account_id, start, end, scope, after).subquery("payers")
     charged = payers.c.thing_id.is_not(None)
@@ -174,7 +178,7 @@ def quantities(account_id: str, start: datetime, end: datetime, scope: Scope = S
                    charged.label("charged"), summed.c.data_bytes, summed.c.sms_mt,
                    summed.c.sms_mo)
             .select_from(summed.outerjoin(payers, payers.c.thing_id == summed.c.id))
-            .where(or_(charged, summed.c.usage_days > 0))
+            .where(or_(charged, summed.c.used))
             .order_by(summed.c.id))
 
 

@@ -26,6 +26,7 @@ from rich.progress import Progress, TaskID
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from ..billing import rollups
 from ..billing.closing import CLOSE_LOCK
 from ..billing.cycles import period_of
 from ..billing.service import attribution_day, close_due_cycles
@@ -192,7 +193,8 @@ def insert_usage_records(session: Session, records: list[dict[str, Any]],
 
 
 def add_to_daily(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Increase (or create) each Thing's day; `rows` holds each (thing_id, day) once."""
+    """Increase (or create) each Thing's day, and its cycle; `rows` holds each (thing_id, day)
+    once."""
     if is_postgres(session):
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
@@ -205,6 +207,7 @@ def add_to_daily(session: Session, rows: list[dict[str, Any]]) -> None:
                                                                           "bytes_down")})
     for start in range(0, len(rows), BATCH):
         session.execute(statement, rows[start:start + BATCH])
+    rollups.add_days(session, rows)
 
 
 @dataclass

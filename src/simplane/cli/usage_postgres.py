@@ -232,6 +232,22 @@ SELECT count(*) FROM added
 """
 
 
+def _add_cycles_sql(late: bool) -> str:
+    """Add usage_import_days to usage_cycles (billing.rollups), as `_add_days_sql` adds them to
+    usage_daily: each Thing's days summed per cycle, late days in today's."""
+    day = "CASE WHEN late THEN CAST(:today AS date) ELSE day END" if late else "day"
+    return f"""
+INSERT INTO usage_cycles (period, thing_id, account_id, bytes_up, bytes_down, sms_mt, sms_mo)
+SELECT to_char({day}, 'YYYY-MM'), thing_id, account_id, sum(bytes_up), sum(bytes_down), 0, 0
+FROM usage_import_days
+GROUP BY 1, 2, 3
+ORDER BY 1, 2
+ON CONFLICT (period, thing_id) DO UPDATE
+SET bytes_up = usage_cycles.bytes_up + excluded.bytes_up,
+    bytes_down = usage_cycles.bytes_down + excluded.bytes_down
+"""
+
+
 _TOTALS = """
 SELECT coalesce(sum(records), 0), coalesce(sum(records) FILTER (WHERE late), 0),
        (SELECT count(*) FROM (SELECT DISTINCT thing_id FROM usage_import_days) AS things),
@@ -517,6 +533,8 @@ def _write(session: Session, driver: Any, source: str, now: datetime,
     progress.phase("Adding to usage_daily")
     with _timed(outcome.timings, "daily"):
         outcome.days = session.execute(text(_add_days_sql(late)), parameters).scalar_one()
+    with _timed(outcome.timings, "cycles"):
+        session.execute(text(_add_cycles_sql(late)), parameters)
     return True
 
 

@@ -9,7 +9,7 @@ from .firewall import FirewallRule, IpProfile
 from .networking import IpLease, NatRule, Route, VpnTunnel
 from .thing import Thing, ThingsGroup, ThingStateChange, ThingTag
 from .sms import NetworkCredential, SmsMessage
-from .usage import DataSession, ImeiObservation, UsageDaily, UsageRecord
+from .usage import DataSession, ImeiObservation, UsageCycle, UsageDaily, UsageRecord
 from .user import Credential, User
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "ThingStateChange",
     "ThingTag",
     "ThingsGroup",
+    "UsageCycle",
     "UsageDaily",
     "UsageRecord",
     "User",

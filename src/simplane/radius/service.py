@@ -464,10 +464,13 @@ class _DailyUsage:
         return late
 
     def write(self) -> None:
+        from ..billing import rollups
+
         if self.rows:
-            upsert(self.session, UsageDaily, [self.rows[k] for k in sorted(self.rows)],
-                   keys=("thing_id", "day"),
-                   increment=("bytes_up", "bytes_down", "sms_mt", "sms_mo"))
+            rows = [self.rows[k] for k in sorted(self.rows)]
+            upsert(self.session, UsageDaily, rows, keys=("thing_id", "day"),
+                   increment=rollups.COUNTERS)
+            rollups.add_days(self.session, rows)
             self.rows.clear()
 
 
@@ -475,6 +478,7 @@ def add_daily(session: Session, account_id: str, thing_id: str, when: datetime, 
               bytes_up: int = 0, bytes_down: int = 0, sms_mt: int = 0, sms_mo: int = 0) -> bool:
     """Add usage to the Thing's day; True when it was late (its cycle already CLOSED, so it
     counts today, in the open cycle)."""
+    from ..billing import rollups
     from ..billing.closing import CLOSE_LOCK
     from ..billing.service import attribution_day
 
@@ -482,10 +486,10 @@ def add_daily(session: Session, account_id: str, thing_id: str, when: datetime, 
     # cycle while it is being frozen.
     advisory_lock(session, CLOSE_LOCK, shared=True)
     when, late = attribution_day(session, account_id, when)
-    upsert(session, UsageDaily,
-           {"thing_id": thing_id, "day": when.date(), "account_id": account_id,
-            "bytes_up": bytes_up, "bytes_down": bytes_down, "sms_mt": sms_mt, "sms_mo": sms_mo},
-           keys=("thing_id", "day"), increment=("bytes_up", "bytes_down", "sms_mt", "sms_mo"))
+    row = {"thing_id": thing_id, "day": when.date(), "account_id": account_id,
+           "bytes_up": bytes_up, "bytes_down": bytes_down, "sms_mt": sms_mt, "sms_mo": sms_mo}
+    upsert(session, UsageDaily, row, keys=("thing_id", "day"), increment=rollups.COUNTERS)
+    rollups.add_days(session, [row])
     return late
 
 
