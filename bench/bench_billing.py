@@ -15,9 +15,10 @@ shipped before the open cycle, half activated before it began (ACTIVE at its fir
 half during it, so every Thing pays the fee through both rules; one `usage_daily` row per Thing
 per day of the cycle (30 days, 28 in February; the open cycle is reported because it is the
 one rated on request, a closed one reads its frozen lines). The usage rows are written day after
-day, as the product writes them, each day's also added to the Things' cycle rows in the same
-statement (an upsert per Thing per day, as ingest does), and the tables vacuumed, as autovacuum
-would have.
+day, as the product writes them, the per-cycle rows then built from them by the product's own
+rebuild (`billing.rollups.rebuild`, the SQL of migration 0011: compact, where rows upserted day
+by day would leave some dead space for autovacuum to reuse), and the tables vacuumed, as
+autovacuum would have.
 
 The report is checked, not only timed: one line per Thing plus the header, every Thing charged
 the fee, bytes and SMS summing to the baseline's sums, and every charge equal to the tariff
