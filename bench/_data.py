@@ -201,7 +201,7 @@ def insert_daily_usage(database: Database, tenant: Tenant, first_day: date, days
         conn.execute(text("ANALYZE usage_daily"))
     # The per-cycle roll-up the report reads (usage_cycles), which every usage writer keeps
     # beside the days, worked out from them by the product's own set-based rebuild: the same
-    # rows, compact, as migration 0011 leaves them. (Written as ingest does, an upsert per
+    # rows, compact, as migration 0012 leaves them. (Written as ingest does, an upsert per
     # Thing per day in this one transaction, it took 45 s a day here.)
     with database.transaction() as session:
         rollups.rebuild(session, tenant.account_id)

@@ -16,7 +16,7 @@ half during it, so every Thing pays the fee through both rules; one `usage_daily
 per day of the cycle (30 days, 28 in February; the open cycle is reported because it is the
 one rated on request, a closed one reads its frozen lines). The usage rows are written day after
 day, as the product writes them, the per-cycle rows then built from them by the product's own
-rebuild (`billing.rollups.rebuild`, the SQL of migration 0011: compact, where rows upserted day
+rebuild (`billing.rollups.rebuild`, the SQL of migration 0012: compact, where rows upserted day
 by day would leave some dead space for autovacuum to reuse), and the tables vacuumed, as
 autovacuum would have.
 

@@ -20,11 +20,10 @@ from ..models import UsageCycle
 from .cycles import period_of
 
 COUNTERS = ("bytes_up", "bytes_down", "sms_mt", "sms_mo")
-ROWS_PER_STATEMENT = 2000
 
 
 def rebuild(session: Session, account_id: str) -> int:
-    """The account's roll-up worked out again from its days, set-based (what migration 0011
+    """The account's roll-up worked out again from its days, set-based (what migration 0012
     did for the rows already there): a repair, and how a benchmark that writes days directly
     gets the roll-up the writers would have kept. The number of rows."""
     month = ("to_char(day, 'YYYY-MM')" if is_postgres(session)
@@ -55,8 +54,5 @@ def add_days(session: Session, days: Iterable[dict[str, Any]]) -> None:
                 **dict.fromkeys(COUNTERS, 0)}
         for name in COUNTERS:
             row[name] += day.get(name, 0)
-    rows = [cycles[key] for key in sorted(cycles)]
-    # Some thousand rows a statement: SQLite takes at most 32,766 parameters in one.
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        upsert(session, UsageCycle, rows[start:start + ROWS_PER_STATEMENT],
-               keys=("period", "thing_id"), increment=COUNTERS)
+    upsert(session, UsageCycle, [cycles[key] for key in sorted(cycles)],
+           keys=("period", "thing_id"), increment=COUNTERS)

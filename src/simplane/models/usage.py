@@ -113,7 +113,9 @@ class UsageCycle(Base):
                                           primary_key=True)
     # The cycle's name (YYYY-MM), as in billing_cycles: the month of the rows' `day`.
     period: Mapped[str] = mapped_column(String(7), primary_key=True)
-    account_id: Mapped[str] = account_column()
+    # No index of its own: every usage write updates a row here (a new index entry in each
+    # index), and nothing looks rows up by account alone.
+    account_id: Mapped[str] = account_column(indexed=False)
     bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
     sms_mt: Mapped[int] = mapped_column(Integer, default=0)

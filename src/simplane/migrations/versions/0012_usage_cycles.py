@@ -4,11 +4,13 @@
 of that cycle, kept by every usage writer in the same transaction (billing.rollups). A cycle's
 report reads it: one row per Thing instead of one per day. The rows already in `usage_daily`
 are summed into it here. Its key leads with the cycle, so a report is one range in Thing
-order; on PostgreSQL the counters ride in the key's index (INCLUDE), as in usage_daily.
+order; on PostgreSQL the counters ride in the key's index (INCLUDE), as in usage_daily. No
+index on account_id alone: every usage write updates a row here and would write it too, and
+no query looks rows up by account alone (accounts are never deleted).
 
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-11-27 00:00:00
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-11-26 04:30:00
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
@@ -38,8 +40,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('period', 'thing_id', name=op.f('pk_usage_cycles'),
                             postgresql_include=COUNTERS)
     )
-    with op.batch_alter_table('usage_cycles', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_usage_cycles_account_id'), ['account_id'], unique=False)
     postgres = op.get_bind().dialect.name == 'postgresql'
     month = "to_char(day, 'YYYY-MM')" if postgres else "strftime('%Y-%m', day)"
     op.execute(f"""
@@ -53,7 +53,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('usage_cycles', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_usage_cycles_account_id'))
-
     op.drop_table('usage_cycles')
