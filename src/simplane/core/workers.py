@@ -18,6 +18,8 @@ IDLE_CEILING_SECONDS = 1.0
 
 class PollingWorker(ABC):
     thread_name = "worker"
+    # False for a worker that spaces its idle polls itself (the webhook threads take turns).
+    idle_backoff = True
 
     def __init__(self, *, interval: float, threads: int = 1, join_timeout: float = 10.0) -> None:
         self.interval = interval
@@ -31,6 +33,10 @@ class PollingWorker(ABC):
     @abstractmethod
     def run_once(self) -> object:
         """One pass; a truthy result means it found work, so the next pass follows at once."""
+
+    @property
+    def _idle_ceiling(self) -> float:
+        return max(self.interval, IDLE_CEILING_SECONDS) if self.idle_backoff else self.interval
 
     def start(self) -> None:
         for thread in self._threads:
@@ -68,4 +74,4 @@ class PollingWorker(ABC):
                 pause = self.interval
             else:
                 self.pause(pause)
-                pause = min(pause * 2, max(self.interval, IDLE_CEILING_SECONDS))
+                pause = min(pause * 2, self._idle_ceiling)

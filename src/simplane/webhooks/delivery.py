@@ -34,6 +34,10 @@ def backoff(attempts: int, base_seconds: float) -> timedelta:
 
 class DeliveryWorker(PollingWorker):
     thread_name = "webhooks"
+    # Idle, the threads already look once per interval between them (`_poll`); backing off
+    # too would leave a burst of deliveries to threads asleep for up to a second, and a retry
+    # could miss its turn before the delivery's maximum age.
+    idle_backoff = False
 
     def __init__(self, database: Database, secret_key: str, *, threads: int = 4,
                  timeout: float = 5.0, base_seconds: float = 10.0,
