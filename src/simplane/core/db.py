@@ -10,7 +10,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -139,21 +139,25 @@ class Database:
     def session(self, *, read_only: bool = False) -> Session:
         return (self._read_sessions if read_only else self._sessions)()
 
-    @contextmanager
-    def transaction(self, *, read_only: bool = False) -> Iterator[Session]:
+    def transaction(self, *, read_only: bool = False) -> AbstractContextManager[Session]:
         """A session that commits when the block ends cleanly and rolls back otherwise."""
-        session = self.session(read_only=read_only)
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        return unit_of_work(self.session(read_only=read_only))
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def unit_of_work(session: Session) -> Iterator[Session]:
+    """`session`, committed when the block ends cleanly, rolled back otherwise, then closed."""
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 def advisory_lock(session: Session, name: str, *, shared: bool = False) -> None:

@@ -218,19 +218,24 @@ class Assignment:
 _ATTEMPTS = 64
 
 
+# The CTEs both take statements start with: the Network's expired dynamic leases deleted and
+# their Things' addresses cleared.
+_PURGE_EXPIRED = """purged AS (
+        DELETE FROM ip_leases
+        WHERE network_id = CAST(:network AS VARCHAR) AND kind = 'DYNAMIC'
+          AND expires_at < CAST(:now AS TIMESTAMPTZ)
+        RETURNING thing_id),
+    cleared AS (
+        UPDATE things SET ip_address = NULL WHERE id IN (SELECT thing_id FROM purged))"""
+
+
 # The common case on PostgreSQL in one round trip: purge the Network's expired leases, claim
 # the address at (or just after) this process's cursor unless the Thing holds a lease, insert
 # the lease, show it on the Thing. Every CTE sees the snapshot from before the statement, so a
 # just-purged address is not reused in the same breath, and a Thing whose own lease expired is
 # left to the general path.
 _TAKE_NEXT = text(f"""
-    WITH purged AS (
-        DELETE FROM ip_leases
-        WHERE network_id = CAST(:network AS VARCHAR) AND kind = 'DYNAMIC'
-          AND expires_at < CAST(:now AS TIMESTAMPTZ)
-        RETURNING thing_id),
-    cleared AS (
-        UPDATE things SET ip_address = NULL WHERE id IN (SELECT thing_id FROM purged)),
+    WITH {_PURGE_EXPIRED},
     candidate AS ({_CLAIM_FREE.text}),
     lease AS (
         INSERT INTO ip_leases (id, account_id, network_id, pool_id, thing_id, address, kind,
@@ -463,13 +468,7 @@ def allocate_dynamic_many(session: Session, things: Sequence[Thing],
 # `_TAKE_NEXT` for many Things: the Things that hold no lease (in the order given) are paired
 # with the lowest free addresses claimed from the cursor's window, in address order.
 _TAKE_NEXT_MANY = text(f"""
-    WITH purged AS (
-        DELETE FROM ip_leases
-        WHERE network_id = CAST(:network AS VARCHAR) AND kind = 'DYNAMIC'
-          AND expires_at < CAST(:now AS TIMESTAMPTZ)
-        RETURNING thing_id),
-    cleared AS (
-        UPDATE things SET ip_address = NULL WHERE id IN (SELECT thing_id FROM purged)),
+    WITH {_PURGE_EXPIRED},
     wanted AS (
         SELECT w.thing, w.lease, row_number() OVER (ORDER BY w.n) AS n
         FROM unnest(CAST(:things AS VARCHAR[]), CAST(:leases AS VARCHAR[]))

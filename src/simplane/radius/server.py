@@ -28,7 +28,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from ..core.config import Settings
-from ..core.db import Database
+from ..core.db import Database, unit_of_work
 from . import service
 from .attributes import load_dictionary, parse_access, parse_accounting
 from .clients import parse_clients, secret_for
@@ -277,15 +277,9 @@ class RadiusServer:
             connection = self.connections.connection = self.database.engine.connect()
             with self.lock:
                 self.opened.append(connection)
-        session = Session(bind=connection, expire_on_commit=False, autoflush=True)
-        try:
+        with unit_of_work(Session(bind=connection, expire_on_commit=False,
+                                  autoflush=True)) as session:
             yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
     def _authorize_many(self, requests):  # type: ignore[no-untyped-def]
         with self._transaction() as session:
