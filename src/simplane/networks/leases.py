@@ -90,15 +90,36 @@ def _lowest_free_from(session: Session, network_id: str, start: int, high: int) 
     return int(gap) if gap is not None else None
 
 
-# Where this process's next search starts, per pool: just past its last hand-out.
-_cursors: dict[str, int] = {}
+# Where this process's next search starts, per Network: the pool and the address just past
+# its last hand-out. The threads of a process share it: concurrent allocations claim
+# neighbouring addresses.
+_cursors: dict[str, tuple[str, int]] = {}
+
+
+def _cursor_in(network_id: str, pool: IpPool) -> int | None:
+    cursor = _cursors.get(network_id)
+    return cursor[1] if cursor is not None and cursor[0] == pool.id else None
+
+
+def _advance(network_id: str, pool_id: str, address: int) -> None:
+    """Move the cursor past `address`, never back within a pool: threads finishing out of
+    order would otherwise send the next search over addresses already handed out. (The
+    general path's wrap to the bottom of a full pool sets it directly.)"""
+    cursor = _cursors.get(network_id)
+    if cursor is None or cursor[0] != pool_id or address + 1 > cursor[1]:
+        _cursors[network_id] = (pool_id, address + 1)
+# The address range repeated inside EXISTS is not redundant: PostgreSQL may run the EXISTS as
+# one hashed subplan over every lease it matches, which without the range was every lease of
+# the Network (a /16 filling up got slower with each lease).
 # Two-key advisory locks (network, address) live apart from the one-key named locks of
 # core.db.advisory_lock; the address is shifted into PostgreSQL's signed 32-bit range.
 _CLAIM_FREE = text("""
     SELECT a FROM generate_series(CAST(:start AS BIGINT), CAST(:high AS BIGINT)) AS a
     WHERE CASE WHEN EXISTS (SELECT 1 FROM ip_leases
                             WHERE ip_leases.network_id = CAST(:network AS VARCHAR)
-                              AND ip_leases.address = a)
+                              AND ip_leases.address = a
+                              AND ip_leases.address BETWEEN CAST(:start AS BIGINT)
+                                                        AND CAST(:high AS BIGINT))
                THEN false
                ELSE pg_try_advisory_xact_lock(hashtext(CAST(:network AS VARCHAR)),
                                               CAST(a - 2147483648 AS INTEGER))
@@ -142,18 +163,18 @@ def first_free_address(session: Session, network_id: str, pool: IpPool, *,
     low, high = usable_bounds(pool)
     if low > high:
         return None
-    cursor = _cursors.get(pool.id)
+    cursor = _cursor_in(network_id, pool)
     if not lowest and cursor is not None and low <= cursor <= high:
         # Usually the very next address: claim it directly.
         found = _claim_from(session, network_id, cursor, high)
         if found is not None:
-            _cursors[pool.id] = found + 1
+            _advance(network_id, pool.id, found)
             return found
     # First use in this process, or the top is full: jump the run of leases from the bottom.
     start = _lowest_free_from(session, network_id, low, high)
     found = None if start is None else _claim_from(session, network_id, start, high)
     if found is not None and not lowest:
-        _cursors[pool.id] = found + 1
+        _cursors[network_id] = (pool.id, found + 1)
     return found
 
 
@@ -207,7 +228,6 @@ def network_of_thing(session: Session, thing: Thing) -> str:
 @dataclass
 class Assignment:
     lease: IpLease
-    pool: IpPool
     created: bool
 
 
@@ -230,84 +250,116 @@ _PURGE_EXPIRED = """purged AS (
 
 
 # The common case on PostgreSQL in one round trip: purge the Network's expired leases, claim
-# the address at (or just after) this process's cursor unless the Thing holds a lease, insert
-# the lease, show it on the Thing. Every CTE sees the snapshot from before the statement, so a
-# just-purged address is not reused in the same breath, and a Thing whose own lease expired is
-# left to the general path.
+# the lowest free address in a window from this process's cursor (in the pool holding the
+# cursor) unless the Thing holds a lease, insert the lease, show it on the Thing. Every CTE sees
+# the snapshot from before the statement, so a just-purged address is not reused in the same
+# breath. The last columns say why nothing was inserted: the Thing holds a lease (`held`), the
+# cursor is in no pool of the Network (no `high`), the window had nothing free (no
+# `candidate`), or a lease committed after the snapshot holds the candidate (the insert did
+# nothing).
 _TAKE_NEXT = text(f"""
     WITH {_PURGE_EXPIRED},
-    candidate AS ({_CLAIM_FREE.text}),
+    held AS (
+        SELECT 1 FROM ip_leases
+        WHERE network_id = CAST(:network AS VARCHAR) AND thing_id = CAST(:thing AS VARCHAR)),
+    pool AS (
+        SELECT id, last_address - 1 AS high FROM ip_pools
+        WHERE id = CAST(:pool AS VARCHAR) AND account_id = CAST(:account AS VARCHAR)
+          AND network_id = CAST(:network AS VARCHAR)
+          AND CAST(:start AS BIGINT) BETWEEN first_address + 2 AND last_address - 1),
+    candidate AS (
+        SELECT a, pool.id AS pool_id
+        FROM pool, generate_series(CAST(:start AS BIGINT),
+                                   LEAST(pool.high, CAST(:start AS BIGINT) + :window - 1)) AS a
+        WHERE NOT EXISTS (SELECT 1 FROM held)
+          AND CASE WHEN EXISTS (SELECT 1 FROM ip_leases
+                                WHERE ip_leases.network_id = CAST(:network AS VARCHAR)
+                                  AND ip_leases.address = a
+                                  AND ip_leases.address
+                                      BETWEEN CAST(:start AS BIGINT)
+                                          AND CAST(:start AS BIGINT) + :window - 1)
+                   THEN false
+                   ELSE pg_try_advisory_xact_lock(hashtext(CAST(:network AS VARCHAR)),
+                                                  CAST(a - 2147483648 AS INTEGER))
+              END
+        LIMIT 1),
     lease AS (
         INSERT INTO ip_leases (id, account_id, network_id, pool_id, thing_id, address, kind,
                                expires_at, created_at, updated_at)
-        SELECT :lease, :account, CAST(:network AS VARCHAR), :pool, CAST(:thing AS VARCHAR), a,
+        SELECT :lease, :account, CAST(:network AS VARCHAR), pool_id, CAST(:thing AS VARCHAR), a,
                'DYNAMIC', NULL, CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
         FROM candidate
-        WHERE NOT EXISTS (SELECT 1 FROM ip_leases
-                          WHERE network_id = CAST(:network AS VARCHAR)
-                            AND thing_id = CAST(:thing AS VARCHAR))
         ON CONFLICT DO NOTHING
-        RETURNING address)
-    UPDATE things SET ip_address = host(CAST('0.0.0.0' AS inet) + lease.address),
-                      updated_at = CAST(:now AS TIMESTAMPTZ)
-    FROM lease WHERE things.id = CAST(:thing AS VARCHAR)
-    RETURNING lease.address""")
+        RETURNING address),
+    shown AS (
+        UPDATE things SET ip_address = host(CAST('0.0.0.0' AS inet) + lease.address),
+                          updated_at = CAST(:now AS TIMESTAMPTZ)
+        FROM lease WHERE things.id = CAST(:thing AS VARCHAR)
+        RETURNING lease.address)
+    SELECT shown.address, (SELECT a FROM candidate), EXISTS (SELECT 1 FROM held),
+           (SELECT high FROM pool)
+    FROM (SELECT 1) AS one LEFT JOIN shown ON true""")
+# A candidate found taken at insert was handed out by a concurrent allocation that committed
+# during the statement: the next statement (a fresh snapshot) looks past it. A full window
+# (this thread's cursor was read before other threads handed out the addresses past it) sends
+# the next statement to the next window.
+_FAST_ROUNDS = 8
 
 
 def _take_next_postgres(session: Session, thing: Thing, network_id: str,
-                        pools: Sequence[IpPool], now: datetime) -> Assignment | None:
-    """None when the Thing holds a lease, the cursor's window has nothing free, or something
-    raced: the caller takes the general path (the purge is done either way)."""
-    pool = pools[0] if pools else None
-    for candidate in pools:
-        low, high = usable_bounds(candidate)
-        if low <= _cursors.get(candidate.id, low) <= high:
-            pool = candidate
-            break
-    if pool is None:
+                        now: datetime) -> Assignment | None:
+    """None when the Thing holds a lease, this process has no cursor in the Network yet, the
+    cursor's pool has nothing free above it, or the races persist: the caller takes the
+    general path (the purge is done either way)."""
+    cursor = _cursors.get(network_id)
+    if cursor is None:
         purge_expired(session, network_id, now)
         return None
-    low, high = usable_bounds(pool)
-    cursor = _cursors.get(pool.id, low)
-    if not low <= cursor <= high:
-        cursor = low  # every pool's cursor is past its top: the window finds nothing
-    lease_id = new_id("lease")
-    address = session.scalar(_TAKE_NEXT, {
-        "start": cursor, "high": min(high, cursor + _CLAIM_WINDOW - 1),
-        "network": network_id, "lease": lease_id, "account": thing.account_id,
-        "pool": pool.id, "thing": thing.id, "now": now})
-    if address is None:
+    pool_id, start = cursor
+    connection = session.connection()
+    for _ in range(_FAST_ROUNDS):
+        lease_id = new_id("lease")
+        address, candidate, held, high = connection.execute(_TAKE_NEXT, {
+            "start": start, "window": _CLAIM_WINDOW, "pool": pool_id, "network": network_id,
+            "lease": lease_id, "account": thing.account_id, "thing": thing.id,
+            "now": now}).one()
+        if address is not None:
+            break
+        if held or high is None:
+            return None
+        start = candidate + 1 if candidate is not None else start + _CLAIM_WINDOW
+        if start > high:
+            return None
+    else:
         return None
-    _cursors[pool.id] = address + 1
+    _advance(network_id, pool_id, address)
     lease = IpLease(id=lease_id, account_id=thing.account_id, network_id=network_id,
-                    pool_id=pool.id, thing_id=thing.id, address=address, kind=DYNAMIC,
+                    pool_id=pool_id, thing_id=thing.id, address=address, kind=DYNAMIC,
                     expires_at=None, created_at=now, updated_at=now)
     make_transient_to_detached(lease)
     session.add(lease)
     set_committed_value(thing, "ip_address", str(ipaddress.IPv4Address(address)))
     set_committed_value(thing, "updated_at", now)
-    return Assignment(lease, pool, True)
+    return Assignment(lease, True)
 
 
 def allocate_dynamic(session: Session, thing: Thing, network_id: str) -> Assignment | None:
     """The Thing's locked or unexpired address on this Network, else a free one; None when
     every pool is full (the caller raises `pool_exhausted`)."""
     now = utcnow()
-    pools = pools_of(session, thing.account_id, network_id)
     if is_postgres(session):
-        taken = _take_next_postgres(session, thing, network_id, pools, now)
+        taken = _take_next_postgres(session, thing, network_id, now)
         if taken is not None:
             return taken
     else:
         purge_expired(session, network_id, now)
+    pools = pools_of(session, thing.account_id, network_id)
     for _ in range(_ATTEMPTS):
         lease = current_lease(session, network_id, thing.id)
         if lease is not None:
             if lease.kind == DYNAMIC:
                 lease.expires_at = None  # a session holds it now; Stop restarts the clock
-            pool = pool_containing(pools, lease.address)
-            assert pool is not None
-            return Assignment(lease, pool, False)
+            return Assignment(lease, False)
         found = _free_address(session, network_id, pools)
         if found is None:
             return None
@@ -316,7 +368,7 @@ def allocate_dynamic(session: Session, thing: Thing, network_id: str) -> Assignm
         if lease is not None:
             thing.ip_address = str(ipaddress.IPv4Address(address))
             session.flush()
-            return Assignment(lease, pool, True)
+            return Assignment(lease, True)
     raise RuntimeError(f"no lease for Thing {thing.id} after {_ATTEMPTS} attempts")
 
 
@@ -497,19 +549,21 @@ _TAKE_NEXT_MANY = text(f"""
 def _take_next_many_postgres(session: Session, things: Sequence[Thing], network_id: str,
                              pools: Sequence[IpPool], now: datetime) -> dict[str, Assignment]:
     """The new leases by Thing id; Things left out take the general path."""
-    pool = pools[0] if pools else None
+    pool: IpPool | None = None
+    cursor: int | None = None
     for candidate in pools:
         low, high = usable_bounds(candidate)
-        if low <= _cursors.get(candidate.id, low) <= high:
-            pool = candidate
+        at = _cursor_in(network_id, candidate)
+        if at is not None and low <= at <= high:
+            pool, cursor = candidate, at
             break
-    if pool is None:
+    if pool is None and pools:
+        pool = pools[0]
+        cursor = usable_bounds(pool)[0]
+    if pool is None or cursor is None:
         purge_expired(session, network_id, now)
         return {}
-    low, high = usable_bounds(pool)
-    cursor = _cursors.get(pool.id, low)
-    if not low <= cursor <= high:
-        cursor = low
+    high = usable_bounds(pool)[1]
     by_id = {thing.id: thing for thing in things}
     count = len(by_id)
     rows = session.execute(_TAKE_NEXT_MANY, {
@@ -527,7 +581,7 @@ def _take_next_many_postgres(session: Session, things: Sequence[Thing], network_
         thing = by_id[thing_id]
         set_committed_value(thing, "ip_address", str(ipaddress.IPv4Address(address)))
         set_committed_value(thing, "updated_at", now)
-        taken[thing_id] = Assignment(lease, pool, True)
+        taken[thing_id] = Assignment(lease, True)
     if rows:
-        _cursors[pool.id] = max(address for _, _, address in rows) + 1
+        _advance(network_id, pool.id, max(address for _, _, address in rows))
     return taken
