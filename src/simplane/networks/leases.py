@@ -1,7 +1,7 @@
 """Handing out addresses: atomic, per Network, without materialising a pool row by row.
 
 Only addresses in use have a row (`ip_leases`). A free address is found next-fit: each process
-keeps a cursor per pool just past the address it handed out last and takes the lowest free
+keeps a cursor per Network just past the address it handed out last and takes the lowest free
 address at or above it, wrapping to the bottom of the pool when the top is full. Filling a /16
 therefore costs one index probe per lease, and a released address is reused only after the
 rest of the pool has been handed out (a device that reconnects late is less likely to find its
