@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import select
 from thingkit import each, problem, set_thing
+
+from simplane.core.http import etag_of, json_bytes
+from simplane.models import Thing
+from simplane.things import service
 
 
 def _ids(response) -> list[str]:  # type: ignore[no-untyped-def]
@@ -272,3 +278,29 @@ def test_lookup_validates_the_value(tenant) -> None:
     body = problem(tenant.admin.get("/v1/things/lookup", params={"ip_address": "999.1.1.1"}),
                    400, "validation_error")
     assert "999.1.1.1" in body["detail"]
+
+
+def test_reads_answer_the_bytes_of_the_thing_models(tenant, fleet: dict) -> None:
+    """The list and the single read serialise rows without building ThingOut models: their
+    bytes, and so the ETags that PATCH's If-Match compares, must be the models' own."""
+    client = tenant.admin
+    set_thing(tenant, fleet["a"]["id"], service_sms=False, imei_lock=True,
+              connection_since=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+              connection_rat="LTE", connection_country="DE", connection_operator="26201",
+              connection_session_id="acct-1")
+    set_thing(tenant, fleet["b"]["id"], service_data=False, ip_locked=True,
+              name='a "quoted" n\u00e4me \\ <&>')
+    with tenant.backend.database.transaction() as session:
+        things = session.scalars(select(Thing).where(Thing.account_id == tenant.account_id)
+                                 .order_by(Thing.id)).all()
+        models = service.views(session, tenant.account_id, things)
+    assert len(models) == 4
+    page = client.get("/v1/things")
+    assert page.content == (b'{"items":[' + b",".join(json_bytes(m) for m in models)
+                            + b'],"next_cursor":null}')
+    assert client.get("/v1/things", params={"limit": 3}).content.startswith(
+        b'{"items":[' + b",".join(json_bytes(m) for m in models[:3]) + b'],"next_cursor":"')
+    for model in models:
+        single = client.get(f"/v1/things/{model.id}")
+        assert single.content == json_bytes(model)
+        assert single.headers["etag"] == etag_of(model)

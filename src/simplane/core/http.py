@@ -159,12 +159,14 @@ def with_etag(response: Response, model: BaseModel) -> BaseModel:
     return model
 
 
-def json_response(model: BaseModel, *, etag: bool = False, status_code: int = 200) -> Response:
-    """The response FastAPI would make of `model` for the route's `response_model`, byte for
-    byte, serialised once (with `etag`, hashed from those same bytes). A route returning it
-    skips FastAPI's second validation of a model that validated when it was built, and the
-    trip to the thread pool that validation costs a sync route."""
-    body = json_bytes(model)
+def json_response(content: BaseModel | bytes, *, etag: bool = False,
+                  status_code: int = 200) -> Response:
+    """The response FastAPI would make of `content` for the route's `response_model`, byte for
+    byte, serialised once (with `etag`, hashed from those same bytes); `content` is the model
+    or its JSON already serialised. A route returning it skips FastAPI's second validation of
+    a model that validated when it was built, and the trip to the thread pool that validation
+    costs a sync route."""
+    body = content if isinstance(content, bytes) else json_bytes(content)
     headers = {"ETag": _etag(body)} if etag else None
     return Response(body, status_code, headers, media_type="application/json")
 

@@ -22,11 +22,20 @@ from ..models import (
 _things = Thing.__table__
 _tags = ThingTag.__table__
 
+# What a Thing's representation reads, in the order `service.thing_document` unpacks a row:
+# by position, which for a page of 100 costs half what building a dict of each row by name
+# does.
+THING_COLUMNS = tuple(_things.c[name] for name in (
+    "id", "iccid", "imsi", "name", "state", "things_group_id", "service_data", "service_sms",
+    "imei", "imei_lock", "ip_address", "ip_locked", "connection_status", "connection_since",
+    "connection_rat", "connection_country", "connection_operator", "connection_session_id",
+    "created_at", "updated_at", "activated_at"))
+
 # The reads of the API's hottest routes are Core statements built once, with bound
 # parameters: building a statement and computing its cache key cost more than running it, and
 # plain rows skip the ORM's identity map, which a read that changes nothing does not need.
-_THING_ROW = select(_things).where(_things.c.account_id == bindparam("account_id"),
-                                   _things.c.id == bindparam("thing_id"))
+_THING_ROW = select(*THING_COLUMNS).where(_things.c.account_id == bindparam("account_id"),
+                                          _things.c.id == bindparam("thing_id"))
 _TAGS = (select(_tags.c.thing_id, _tags.c.tag)
          .where(_tags.c.account_id == bindparam("account_id"),
                 _tags.c.thing_id.in_(bindparam("thing_ids", expanding=True)))
@@ -49,7 +58,7 @@ def get_thing(session: Session, account_id: str, thing_id: str, *,
 
 
 def thing_row(session: Session, account_id: str, thing_id: str) -> Row[Any] | None:
-    """A Thing's columns, read only (for a change, `get_thing`)."""
+    """A Thing's `THING_COLUMNS`, read only (for a change, `get_thing`)."""
     return session.execute(_THING_ROW, {"account_id": account_id, "thing_id": thing_id}).first()
 
 
@@ -58,7 +67,9 @@ def tags_of(session: Session, account_id: str, thing_ids: Sequence[str]) -> dict
     if not thing_ids:
         return tags
     statement = _TAGS_PG if is_postgres(session) else _TAGS
-    rows = session.execute(statement, {"account_id": account_id, "thing_ids": list(thing_ids)})
+    # Fetched at once: iterating the result fetches row by row through two layers of Python.
+    rows = session.execute(statement, {"account_id": account_id,
+                                       "thing_ids": list(thing_ids)}).all()
     for thing_id, tag in rows:
         tags[thing_id].append(tag)
     return tags
@@ -96,8 +107,8 @@ def thing_rows_query(account_id: str, *, state: str | None = None,
                      iccid: str | None = None, imsi: str | None = None,
                      imei: str | None = None, ip_address: str | None = None,
                      connection_status: str | None = None) -> Select[Any]:
-    """`things_query` as plain rows, for reading (the same SQL)."""
-    return select(_things).where(*_filters(
+    """`things_query` as plain rows of `THING_COLUMNS`, for reading."""
+    return select(*THING_COLUMNS).where(*_filters(
         account_id, state=state, things_group_id=things_group_id, tags=tags, iccid=iccid,
         imsi=imsi, imei=imei, ip_address=ip_address, connection_status=connection_status))
 

@@ -71,9 +71,9 @@ def list_things(
         connection_status=connection_status)
     page = paginate(session, statement, Thing.__table__.c.id, limit=limit, cursor=cursor,
                     rows=True)
-    things = service.read_list(session, principal.account_id, page)
+    body = service.read_list_json(session, principal.account_id, page)
     end_read(session)
-    response = json_response(things)
+    response = json_response(body)
     set_link_header(request, response, page)
     return response
 
@@ -95,9 +95,9 @@ def lookup_thing(principal: Reader, session: DbSession, iccid: str | None = None
 @router.get("/things/{thing_id}", response_model=ThingOut, responses=problem_responses())
 def get_thing(thing_id: str, caller: ReaderInRoute, session: DbSession) -> Response:
     principal = caller.verify(session)
-    thing = service.read_thing(session, principal.account_id, thing_id)
+    body = service.read_thing_json(session, principal.account_id, thing_id)
     end_read(session)
-    return json_response(thing, etag=True)
+    return json_response(body, etag=True)
 
 
 @router.patch(
