@@ -47,14 +47,18 @@ def paginate(
     *,
     limit: int,
     cursor: str | None,
-    rows: bool = False,
 ) -> Page[Any]:
-    """One page of `statement` in `key` order: its ORM objects, or with `rows` its rows (for a
-    Core statement of several columns)."""
+    """One page of `statement` (of ORM entities) in `key` order."""
     if cursor:
         statement = statement.where(key > decode_cursor(cursor))
     statement = statement.order_by(key).limit(limit + 1)
-    found = (session.execute(statement) if rows else session.scalars(statement)).all()
+    found = session.scalars(statement).all()
+    return page_of(found, limit, key.key)
+
+
+def page_of(found: Sequence[T], limit: int, key: str) -> Page[T]:
+    """The page of a keyset read that fetched up to `limit + 1` items in `key` order (after
+    the cursor's key): an item past the limit only says that more follow."""
     if len(found) > limit:
-        return Page(found[:limit], encode_cursor(getattr(found[limit - 1], key.key)))
+        return Page(found[:limit], encode_cursor(getattr(found[limit - 1], key)))
     return Page(found, None)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ARRAY, ColumnElement, Row, Select, String, any_, bindparam, exists, select
@@ -75,19 +76,26 @@ def tags_of(session: Session, account_id: str, thing_ids: Sequence[str]) -> dict
     return tags
 
 
+# The columns a list can be filtered on by equality (the query parameters of the same names).
+FILTER_COLUMNS = ("state", "things_group_id", "iccid", "imsi", "imei", "ip_address",
+                  "connection_status")
+
+
+def _tagged(tag: Any, account_id: Any) -> ColumnElement[bool]:
+    return exists().where(_tags.c.thing_id == _things.c.id, _tags.c.account_id == account_id,
+                          _tags.c.tag == tag)
+
+
 def _filters(account_id: str, *, state: str | None, things_group_id: str | None,
              tags: Sequence[str], iccid: str | None, imsi: str | None, imei: str | None,
              ip_address: str | None, connection_status: str | None) -> list[ColumnElement[bool]]:
     criteria: list[ColumnElement[bool]] = [_things.c.account_id == account_id]
-    for column, value in ((_things.c.state, state), (_things.c.things_group_id, things_group_id),
-                          (_things.c.iccid, iccid), (_things.c.imsi, imsi),
-                          (_things.c.imei, imei), (_things.c.ip_address, ip_address),
-                          (_things.c.connection_status, connection_status)):
+    for name, value in zip(FILTER_COLUMNS, (state, things_group_id, iccid, imsi, imei,
+                                            ip_address, connection_status), strict=True):
         if value is not None:
-            criteria.append(column == value)
+            criteria.append(_things.c[name] == value)
     for tag in dict.fromkeys(tags):
-        criteria.append(exists().where(_tags.c.thing_id == _things.c.id,
-                                       _tags.c.account_id == account_id, _tags.c.tag == tag))
+        criteria.append(_tagged(tag, account_id))
     return criteria
 
 
@@ -102,15 +110,35 @@ def things_query(account_id: str, *, state: str | None = None,
         imsi=imsi, imei=imei, ip_address=ip_address, connection_status=connection_status))
 
 
-def thing_rows_query(account_id: str, *, state: str | None = None,
-                     things_group_id: str | None = None, tags: Sequence[str] = (),
-                     iccid: str | None = None, imsi: str | None = None,
-                     imei: str | None = None, ip_address: str | None = None,
-                     connection_status: str | None = None) -> Select[Any]:
-    """`things_query` as plain rows of `THING_COLUMNS`, for reading."""
-    return select(*THING_COLUMNS).where(*_filters(
-        account_id, state=state, things_group_id=things_group_id, tags=tags, iccid=iccid,
-        imsi=imsi, imei=imei, ip_address=ip_address, connection_status=connection_status))
+@lru_cache(maxsize=256)
+def _rows_page(filtered: tuple[str, ...], tag_count: int, after: bool) -> Select[Any]:
+    """The list's statement for one shape of request (which filters, how many tags, whether
+    after a cursor), every value a bound parameter: built and cache-keyed once per shape
+    rather than once per request, which cost a page as much as reading its rows."""
+    account_id = bindparam("account_id")
+    criteria = [_things.c.account_id == account_id]
+    criteria += [_things.c[name] == bindparam(name) for name in filtered]
+    criteria += [_tagged(bindparam(f"tag_{n}"), account_id) for n in range(tag_count)]
+    if after:
+        criteria.append(_things.c.id > bindparam("after"))
+    return (select(*THING_COLUMNS).where(*criteria).order_by(_things.c.id)
+            .limit(bindparam("fetch")))
+
+
+def thing_rows(session: Session, account_id: str, *, filters: dict[str, str | None],
+               tags: Sequence[str] = (), after: str | None, fetch: int) -> Sequence[Row[Any]]:
+    """Up to `fetch` rows of `THING_COLUMNS`, in id order after the id `after`, of the
+    account's Things matching every filter given (`filters` by FILTER_COLUMNS name, None for
+    none) and carrying every tag; for reading: what `things_query` selects."""
+    values = {name: value for name, value in filters.items() if value is not None}
+    unique = list(dict.fromkeys(tags))
+    statement = _rows_page(tuple(name for name in FILTER_COLUMNS if name in values),
+                           len(unique), after is not None)
+    params: dict[str, Any] = {"account_id": account_id, "fetch": fetch, **values}
+    params.update((f"tag_{n}", tag) for n, tag in enumerate(unique))
+    if after is not None:
+        params["after"] = after
+    return session.execute(statement, params).all()
 
 
 def get_group(session: Session, account_id: str, group_id: str) -> ThingsGroup | None:

@@ -15,10 +15,10 @@ from ..core.http import (
     set_link_header,
     with_etag,
 )
-from ..core.paging import DEFAULT_LIMIT, MAX_LIMIT, paginate
+from ..core.paging import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page_of, paginate
 
 from ..core.errors import bad_field
-from ..models import DataSession, ImeiObservation, Thing, ThingStateChange, utcnow
+from ..models import DataSession, ImeiObservation, ThingStateChange, utcnow
 from . import repository, service
 from .schemas import (
     DisconnectAccepted,
@@ -65,12 +65,12 @@ def list_things(
     principal = caller.verify(session)
     service.validate_filters(iccid=iccid, imsi=imsi, imei=imei, ip_address=ip_address,
                              tags=tag or ())
-    statement = repository.thing_rows_query(
-        principal.account_id, state=state, things_group_id=things_group_id, tags=tag or (),
-        iccid=iccid, imsi=imsi, imei=imei, ip_address=ip_address,
-        connection_status=connection_status)
-    page = paginate(session, statement, Thing.__table__.c.id, limit=limit, cursor=cursor,
-                    rows=True)
+    rows = repository.thing_rows(
+        session, principal.account_id, tags=tag or (), filters={
+            "state": state, "things_group_id": things_group_id, "iccid": iccid, "imsi": imsi,
+            "imei": imei, "ip_address": ip_address, "connection_status": connection_status},
+        after=decode_cursor(cursor) if cursor else None, fetch=limit + 1)
+    page = page_of(rows, limit, "id")
     body = service.read_list_json(session, principal.account_id, page)
     end_read(session)
     response = json_response(body)
