@@ -44,6 +44,13 @@ def rebuild(session: Session, account_id: str) -> int:
 def add_days(session: Session, days: Iterable[dict[str, Any]]) -> None:
     """Add increments just added to `usage_daily` (rows with thing_id, day, account_id and
     any of the counters) to their Things' cycles, in key order."""
+    upsert(session, UsageCycle, cycle_rows(days), keys=("period", "thing_id"),
+           increment=COUNTERS)
+
+
+def cycle_rows(days: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What `add_days` adds to `usage_cycles` for these days, in key order (for a writer that
+    writes them with its other rows, `core.db.write_rows`)."""
     cycles: dict[tuple[str, str], dict[str, Any]] = {}
     for day in days:
         period = period_of(day["day"])
@@ -54,5 +61,4 @@ def add_days(session: Session, days: Iterable[dict[str, Any]]) -> None:
                 **dict.fromkeys(COUNTERS, 0)}
         for name in COUNTERS:
             row[name] += day.get(name, 0)
-    upsert(session, UsageCycle, [cycles[key] for key in sorted(cycles)],
-           keys=("period", "thing_id"), increment=COUNTERS)
+    return [cycles[key] for key in sorted(cycles)]

@@ -7,14 +7,31 @@ commits once at the end.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, bindparam, create_engine, event, exc
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Dialect,
+    Engine,
+    Table,
+    TextClause,
+    bindparam,
+    create_engine,
+    event,
+    exc,
+    insert,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
 
@@ -233,3 +250,97 @@ def stream_column(session: Session, statement, rows_per_chunk: int = 2000):  # t
                 parts = []
         if parts:
             yield b"".join(parts)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """One table's share of a batch write (`write_rows`): rows to insert, to upsert (`keys`
+    the conflict target, `increment` the counters added onto an existing row) or, with
+    `update`, to update (`keys` find each row, the other columns are set). Every row of a
+    share has the same columns."""
+
+    table: Table
+    rows: Sequence[dict[str, Any]]
+    keys: tuple[str, ...] = ()
+    increment: tuple[str, ...] = ()
+    update: bool = False
+
+
+def write_rows(connection: Connection, shares: Sequence[Rows]) -> None:
+    """Write a batch's rows for several tables, in the order given.
+
+    PostgreSQL: one statement for them all, each share a data-modifying CTE over `unnest` of
+    one array per column, so the statement text depends only on which tables and columns take
+    part (prepared once, whatever the batch size) and a batch of RADIUS requests costs one
+    round trip and one parse of parameters instead of an executemany per table (a round of
+    SQLAlchemy and driver work per row). Every share sees the snapshot from before the
+    statement, so no share may depend on another's rows; constraints are checked at its end.
+    Elsewhere: one executemany per share."""
+    shares = [share for share in shares if share.rows]
+    if not shares:
+        return
+    dialect = connection.dialect
+    if dialect.name != "postgresql":
+        for share in shares:
+            statement, rows = _portable_write(dialect.name, share)
+            connection.execute(statement, rows)
+        return
+    signature = tuple((share.table, tuple(share.rows[0]), share.keys, share.increment,
+                       share.update) for share in shares)
+    statement, json_columns = _unnest_write(dialect, signature)
+    parameters: dict[str, list[Any]] = {}
+    for n, share in enumerate(shares):
+        for name in share.rows[0]:
+            values = [row[name] for row in share.rows]
+            if (n, name) in json_columns:
+                values = [None if v is None else json.dumps(v) for v in values]
+            parameters[f"p{n}_{name}"] = values
+    connection.execute(statement, parameters)
+
+
+def _portable_write(dialect: str, share: Rows) -> tuple[Any, Sequence[dict[str, Any]]]:
+    if share.update:
+        # The keys bound under other names: a SET column's own name is reserved for its value.
+        statement = _update_statement(share.table, share.keys, tuple(share.rows[0]))
+        return statement, [{**row, **{f"key_{k}": row[k] for k in share.keys}}
+                           for row in share.rows]
+    if share.keys:
+        return (_upsert_statement(dialect, share.table, share.keys, share.increment,
+                                  tuple(share.rows[0])), share.rows)
+    return insert(share.table), share.rows
+
+
+@lru_cache(maxsize=64)
+def _update_statement(table: Table, keys: tuple[str, ...],  # type: ignore[no-untyped-def]
+                      columns: tuple[str, ...]):
+    return update(table).where(*(table.c[k] == bindparam(f"key_{k}") for k in keys)).values(
+        {name: bindparam(name) for name in columns if name not in keys})
+
+
+@lru_cache(maxsize=64)
+def _unnest_write(dialect: Dialect, signature: tuple) -> tuple[TextClause, frozenset]:  # type: ignore[type-arg]
+    quote = dialect.identifier_preparer.quote
+    ctes, json_columns = [], set()
+    for n, (table, columns, keys, increment, is_update) in enumerate(signature):
+        arrays = []
+        for name in columns:
+            column_type = table.c[name].type
+            if isinstance(column_type, JSON):
+                json_columns.add((n, name))
+            arrays.append(f"CAST(:p{n}_{name} AS {column_type.compile(dialect=dialect)}[])")
+        name_list = ", ".join(quote(name) for name in columns)
+        target = quote(table.name)
+        if is_update:
+            body = (f"UPDATE {target} SET " + ", ".join(
+                f"{quote(c)} = u.{quote(c)}" for c in columns if c not in keys)
+                + f" FROM unnest({', '.join(arrays)}) AS u({name_list}) WHERE "
+                + " AND ".join(f"{target}.{quote(k)} = u.{quote(k)}" for k in keys))
+        else:
+            body = (f"INSERT INTO {target} ({name_list}) "
+                    f"SELECT * FROM unnest({', '.join(arrays)})")
+            if keys:
+                body += (f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET "
+                         + ", ".join(f"{quote(c)} = {target}.{quote(c)} + EXCLUDED.{quote(c)}"
+                                     for c in increment))
+        ctes.append(f"w{n} AS ({body})")
+    return text(f"WITH {', '.join(ctes)} SELECT 1"), frozenset(json_columns)

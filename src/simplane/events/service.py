@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from ..core.db import Rows, write_rows
 from ..core.ids import new_id
 from ..models import Event, utcnow
 
@@ -64,20 +65,23 @@ class EventBuffer:
         return event
 
     def write(self) -> None:
+        write_rows(self.session.connection(), self.shares())
+
+    def shares(self) -> list[Rows]:
+        """The events and their outbox rows, for `write_rows` (the RADIUS batch writes them
+        with its other rows); the buffer is empty afterwards."""
         if not self.events:
-            return
+            return []
+        from ..models import WebhookDelivery
         from ..webhooks.service import delivery_rows
 
-        table = Event.__table__
-        self.session.execute(insert(table), [
+        shares = [Rows(Event.__table__, [
             {"id": e.id, "account_id": e.account_id, "type": e.type, "thing_id": e.thing_id,
-             "data": e.data, "occurred_at": e.occurred_at} for e in self.events])
-        deliveries = [row for e in self.events for row in delivery_rows(self.session, e)]
-        if deliveries:
-            from ..models import WebhookDelivery
-
-            self.session.execute(insert(WebhookDelivery.__table__), deliveries)
+             "data": e.data, "occurred_at": e.occurred_at} for e in self.events]),
+            Rows(WebhookDelivery.__table__,
+                 [row for e in self.events for row in delivery_rows(self.session, e)])]
         self.events.clear()
+        return shares
 
 
 def events_query(account_id: str, *, event_type: str | None, thing_id: str | None,

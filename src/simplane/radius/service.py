@@ -13,26 +13,26 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from prometheus_client import Counter
-from sqlalchemy import insert, select, union
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..core.config import Settings
-from ..core.db import advisory_lock, upsert
+from ..core.db import Rows, advisory_lock, upsert, write_rows
 from ..core.ids import new_id
 from ..events import service as events
 from ..models import (
-    DataSession,
     ImeiObservation,
-    IpLease,
-    IpPool,
     Thing,
     ThingsGroup,
+    UsageCycle,
     UsageDaily,
     UsageRecord,
     utcnow,
 )
 from ..networks import leases
+from . import repository
 from .attributes import RAT_LABELS, RAT_NAMES, SERVED_MCC, AccessRequest, AccountingRequest, imei_of
+from .repository import Row
 
 DECISIONS = Counter("simplane_radius_decisions_total", "Access-Request decisions", ["result"])
 ACCOUNTING = Counter("simplane_radius_accounting_total", "Accounting-Requests", ["status"])
@@ -97,17 +97,18 @@ class _Inserts:
     def __exit__(self, *exc_info: object) -> None:
         self.session.info.pop(self._KEY, None)
 
-    def write(self) -> None:
-        for model, rows in self.rows.items():
-            self.session.execute(insert(model.__table__), rows)
+    def shares(self) -> list[Rows]:
+        """The rows for `write_rows`; none are left afterwards."""
+        shares = [Rows(model.__table__, rows) for model, rows in self.rows.items()]
         self.rows.clear()
+        return shares
 
 
 def _insert_later(session: Session, model: type, row: dict) -> None:
     session.info[_Inserts._KEY].rows.setdefault(model, []).append(row)
 
 
-def _observe_imei(session: Session, thing: Thing, imei: str, imeisv: str | None,
+def _observe_imei(session: Session, thing: Thing | Row, imei: str, imeisv: str | None,
                   operator: str | None, rat: str | None) -> None:
     """Record a new IMEI in the history and raise thing.imei_changed."""
     if imei == thing.imei:
@@ -136,8 +137,8 @@ def authorize_many(session: Session, settings: Settings,
     events are written by one statement at the end."""
     with events.EventBuffer(session) as buffer, _Inserts(session) as inserts:
         decisions = _authorize_many(session, settings, requests)
-        inserts.write()
-        buffer.write()
+        session.flush()  # the Things' new IMEIs, before the rows that record them
+        write_rows(session.connection(), [*inserts.shares(), *buffer.shares()])
     return decisions
 
 
@@ -214,17 +215,6 @@ def _check(session: Session, settings: Settings, request: AccessRequest,
     return None
 
 
-def networks_of(session: Session, things: Sequence[Thing]) -> dict[str, str]:
-    """The Network of each Things Group of these Things (one query)."""
-    groups = {t.things_group_id for t in things}
-    if not groups:
-        return {}
-    accounts = {t.account_id for t in things}
-    return {group: network for group, network in session.execute(
-        select(ThingsGroup.id, ThingsGroup.network_id).where(
-            ThingsGroup.account_id.in_(accounts), ThingsGroup.id.in_(groups)))}
-
-
 # --- accounting ----------------------------------------------------------------------------
 
 START, STOP, INTERIM, ACCOUNTING_ON, ACCOUNTING_OFF = 1, 2, 3, 7, 8
@@ -244,25 +234,21 @@ def account(session: Session, request: AccountingRequest) -> None:
 def account_many(session: Session, requests: Sequence[AccountingRequest]) -> None:
     """Apply Accounting-Requests that arrived together, in order, in one transaction: the
     outcome of applying them one after the other, with their sessions, Things and leases read
-    and locked by a few queries and the day roll-ups written by one statement."""
+    and locked by a few queries as plain rows (`repository`), changed in memory, and written
+    back by one statement each, the day roll-ups by one statement."""
     with events.EventBuffer(session) as buffer, _Inserts(session) as inserts:
         batch = _Batch(session, requests)
-        # What the requests look up mid-batch never depends on the batch's own pending rows
-        # (the one query that does, in `_close_all_of_nas`, flushes first): the changes go out
-        # in one flush at the end instead of one per look-up.
-        with session.no_autoflush:
-            for request in requests:
-                _account_one(session, batch, request)
-        batch.usage.write()
-        inserts.write()
-        buffer.write()
+        for request in requests:
+            _account_one(batch, request)
+        write_rows(batch.connection, [*batch.changes(), *batch.usage.shares(),
+                                      *inserts.shares(), *buffer.shares()])
 
 
-def _account_one(session: Session, batch: _Batch, request: AccountingRequest) -> None:
+def _account_one(batch: _Batch, request: AccountingRequest) -> None:
     ACCOUNTING.labels(STATUS_NAMES.get(request.status_type, "other")).inc()
     now = utcnow()
     if request.status_type in (ACCOUNTING_ON, ACCOUNTING_OFF):
-        _close_all_of_nas(session, batch, request.nas_address, request.event_time or now)
+        _close_all_of_nas(batch, request.nas_address, request.event_time or now)
         return
     key = _key(request)
     if key is None:
@@ -272,13 +258,13 @@ def _account_one(session: Session, batch: _Batch, request: AccountingRequest) ->
         thing = batch.things_by_imsi.get(request.imsi) if request.imsi else None
         if thing is None:
             return  # not ours: acknowledged so the NAS stops retransmitting, and dropped
-        record = batch.sessions[key] = _open(session, batch, thing, request, now)
+        record = batch.sessions[key] = _open(batch, thing, request, now)
     else:
         thing = batch.thing(record.thing_id)
     when = request.event_time or now
     _count(batch, thing, record, request, when)
     if request.status_type == STOP and record.status == "OPEN":
-        _close(session, batch, thing, record, when, TERMINATE_CAUSES.get(
+        _close(batch, thing, record, when, TERMINATE_CAUSES.get(
             request.terminate_cause or 0, str(request.terminate_cause or "stop")))
     elif request.status_type == START and record.status == "OPEN":
         record.last_update_at = max(record.last_update_at, when)
@@ -291,103 +277,84 @@ def _key(request: AccountingRequest) -> tuple[str, str] | None:
 
 
 class _Batch:
-    """What a batch of Accounting-Requests reads, read (and locked) once for all of them."""
+    """What a batch of Accounting-Requests reads, read (and locked) once for all of them, as
+    rows (`repository.Row`: a Thing's row carries its Network) that the requests change in
+    memory and `write` writes back."""
 
     def __init__(self, session: Session, requests: Sequence[AccountingRequest]) -> None:
         self.session = session
-        self.sessions: dict[tuple[str, str], DataSession] = {}
-        self.things_by_id: dict[str, Thing] = {}
-        self.things_by_imsi: dict[str, Thing] = {}
+        self.connection = session.connection()
+        self.sessions: dict[tuple[str, str], Row] = {}
+        self.things_by_id: dict[str, Row] = {}
+        self.things_by_imsi: dict[str, Row] = {}
         self.usage = _DailyUsage(session)
-        self._leases: dict[tuple[str, str], IpLease] = {}
+        self._leases: dict[tuple[str, str], Row] = {}
         self._lease_things: set[str] = set()
-        self._networks: dict[str, str] = {}
-        self._pools: dict[str, IpPool | None] = {}
         keys = {key for key in map(_key, requests) if key is not None}
         if not keys:
             return
-        # Both columns as lists, which the unique index answers (a list of pairs would be
-        # read as the NAS's every session); pairs that are not keys are left out below.
-        sessions = (DataSession.nas_address.in_({nas for nas, _ in keys}),
-                    DataSession.acct_session_id.in_({sid for _, sid in keys}))
         imsis = {r.imsi for r in requests if r.imsi and _key(r) is not None}
         # The Things' rows first, then their sessions': the order of the API's changes (a
         # PATCH locks the Thing, then marks its sessions for disconnection), so that the two
-        # never deadlock on PostgreSQL; and in id order, as every batch locks them. The
-        # Things are those the records name and those of their known sessions.
-        named = union(select(Thing.id).where(Thing.imsi.in_(imsis)),
-                      select(DataSession.thing_id).where(*sessions))
-        for thing, network_id in session.execute(
-                select(Thing, ThingsGroup.network_id)
-                .join(ThingsGroup, (ThingsGroup.account_id == Thing.account_id)
-                      & (ThingsGroup.id == Thing.things_group_id))
-                .where(Thing.id.in_(named))
-                .order_by(Thing.id).with_for_update(of=Thing)):
-            self.things_by_id[thing.id] = thing
-            self.things_by_imsi[thing.imsi] = thing
-            self._networks[thing.things_group_id] = network_id
+        # never deadlock on PostgreSQL. The Things are those the records name and those of
+        # their known sessions.
+        self._add_things(repository.things_of_records(self.connection, imsis, keys))
         # Read locked, after the Things: another copy of a Start (a retransmission with a new
         # Acct-Delay-Time) may have opened its session while this one waited for the Thing.
-        self.sessions = {
-            (r.nas_address, r.acct_session_id): r for r in session.scalars(
-                select(DataSession).where(*sessions).with_for_update()
-                .execution_options(populate_existing=True))
-            if (r.nas_address, r.acct_session_id) in keys}
-        # What opening and closing sessions read, read now: a query in the middle of the
-        # batch would flush its pending changes one request at a time.
+        self.sessions = {(r.nas_address, r.acct_session_id): r
+                         for r in repository.sessions_of_records(self.connection, keys)}
+        # What opening and closing sessions read, read now, for all of them at once.
         if self.things_by_id and (keys - self.sessions.keys() or any(
                 r.status_type in (START, STOP) for r in requests)):
             self._read_leases(set(self.things_by_id))
 
-    def thing(self, thing_id: str) -> Thing:
-        thing = self.things_by_id.get(thing_id)
-        if thing is None:
-            thing = self.session.get(Thing, thing_id, with_for_update=True)
-            assert thing is not None
-            self.things_by_id[thing_id] = thing
-        return thing
+    def _add_things(self, things: Sequence[Row]) -> None:
+        for thing in things:
+            self.things_by_id[thing.id] = thing
+            self.things_by_imsi[thing.imsi] = thing
 
-    def network_of(self, thing: Thing) -> str:
-        if thing.things_group_id not in self._networks:
-            self._networks.update(networks_of(self.session, [thing, *self.things_by_id.values()]))
-        return self._networks[thing.things_group_id]
+    def thing(self, thing_id: str) -> Row:
+        if thing_id not in self.things_by_id:
+            self.lock_things({thing_id})
+        return self.things_by_id[thing_id]
 
-    def pool(self, pool_id: str) -> IpPool | None:
-        if pool_id not in self._pools:
-            self._pools[pool_id] = self.session.get(IpPool, pool_id)
-        return self._pools[pool_id]
+    def lock_things(self, thing_ids: set[str]) -> None:
+        """Read and lock those of these Things the batch does not hold yet (a session opened
+        by another batch while this one waited, or one Accounting-On closes)."""
+        missing = thing_ids - self.things_by_id.keys()
+        if missing:
+            self._add_things(repository.things_by_id(self.connection, missing))
 
-    def lease(self, network_id: str, thing: Thing) -> IpLease | None:
+    def lease(self, network_id: str, thing: Row) -> Row | None:
         """The Thing's lease on the Network, locked."""
         if thing.id not in self._lease_things:
             self._read_leases({thing.id})
         return self._leases.get((network_id, thing.id))
 
     def _read_leases(self, thing_ids: set[str]) -> None:
-        # The pools are held here with them: the session's identity map keeps only weak
-        # references to clean objects, and reading a pool again per Stop would flush the
-        # batch's pending changes every time.
-        for lease, pool in self.session.execute(
-                select(IpLease, IpPool).join(IpPool, IpPool.id == IpLease.pool_id)
-                .where(IpLease.thing_id.in_(thing_ids)).with_for_update(of=IpLease)):
+        for lease in repository.leases_of_things(self.connection, thing_ids):
             self._leases[(lease.network_id, lease.thing_id)] = lease
-            self._pools[pool.id] = pool
         self._lease_things |= thing_ids
 
+    def changes(self) -> list[Rows]:
+        """What the requests changed in the rows read, for `write_rows`."""
+        return repository.changes(self.things_by_id.values(), self.sessions.values(),
+                                  self._leases.values(), utcnow())
 
-def _open(session: Session, batch: _Batch, thing: Thing, request: AccountingRequest,
-          now: datetime) -> DataSession:
+
+def _open(batch: _Batch, thing: Row, request: AccountingRequest, now: datetime) -> Row:
     when = request.event_time or now
-    network_id = batch.network_of(thing)
-    record = DataSession(
-        id=new_id("session"), account_id=thing.account_id, thing_id=thing.id,
-        network_id=network_id, nas_address=request.nas_address,
-        nas_identifier=request.nas_identifier, acct_session_id=request.acct_session_id,
-        framed_ip=request.framed_ip or thing.ip_address, imsi=thing.imsi,
-        rat=_rat_name(request.rat_type), operator=request.sgsn_mcc_mnc,
-        country=_country(request.sgsn_mcc_mnc), status="OPEN", started_at=when,
-        last_update_at=when, bytes_up=0, bytes_down=0)
-    session.add(record)
+    network_id = thing.network_id
+    rat = _rat_name(request.rat_type)
+    record = repository.new_session({
+        "id": new_id("session"), "account_id": thing.account_id, "thing_id": thing.id,
+        "network_id": network_id, "nas_address": request.nas_address,
+        "nas_identifier": request.nas_identifier, "acct_session_id": request.acct_session_id,
+        "framed_ip": request.framed_ip or thing.ip_address, "imsi": thing.imsi, "rat": rat,
+        "operator": request.sgsn_mcc_mnc, "country": _country(request.sgsn_mcc_mnc),
+        "status": "OPEN", "started_at": when, "last_update_at": when, "ended_at": None,
+        "bytes_up": 0, "bytes_down": 0, "terminate_cause": None, "disconnect_status": None,
+        "disconnect_reason": None, "disconnect_attempts": 0, "disconnect_at": None})
     # A session holds its dynamic lease: no expiry clock while it is open.
     lease = batch.lease(network_id, thing)
     if lease is not None and lease.kind == leases.DYNAMIC:
@@ -399,18 +366,19 @@ def _open(session: Session, batch: _Batch, thing: Thing, request: AccountingRequ
     thing.connection_operator = record.operator
     thing.connection_session_id = record.id
     thing.updated_at = now
-    events.emit(session, thing.account_id, "thing.attached", thing_id=thing.id,
+    events.emit(batch.session, thing.account_id, "thing.attached", thing_id=thing.id,
                 data={"session_id": record.id, "ip_address": record.framed_ip,
                       "rat": record.rat, "operator": record.operator, "country": record.country,
                       "nas": record.nas_address}, occurred_at=when)
     if request.imeisv:
         imei = imei_of(request.imeisv)
         if imei:
-            _observe_imei(session, thing, imei, request.imeisv, request.sgsn_mcc_mnc, record.rat)
+            _observe_imei(batch.session, thing, imei, request.imeisv, request.sgsn_mcc_mnc,
+                          record.rat)
     return record
 
 
-def _count(batch: _Batch, thing: Thing, record: DataSession, request: AccountingRequest,
+def _count(batch: _Batch, thing: Row, record: Row, request: AccountingRequest,
            when: datetime) -> None:
     # Acct-Input is what the NAS received from the device: the Thing's upload.
     up = request.input_octets - record.bytes_up
@@ -419,7 +387,6 @@ def _count(batch: _Batch, thing: Thing, record: DataSession, request: Accounting
         return  # an older record arriving late: its counters are already included
     if up == 0 and down == 0:
         return
-    # Before the record changes: a look-up here then flushes nothing of this request.
     late = batch.usage.add(thing.account_id, thing.id, when, bytes_up=up, bytes_down=down)
     record.bytes_up = request.input_octets
     record.bytes_down = request.output_octets
@@ -464,14 +431,20 @@ class _DailyUsage:
         return late
 
     def write(self) -> None:
+        write_rows(self.session.connection(), self.shares())
+
+    def shares(self) -> list[Rows]:
+        """The day and cycle increments, for `write_rows`; none are left afterwards."""
         from ..billing import rollups
 
-        if self.rows:
-            rows = [self.rows[k] for k in sorted(self.rows)]
-            upsert(self.session, UsageDaily, rows, keys=("thing_id", "day"),
-                   increment=rollups.COUNTERS)
-            rollups.add_days(self.session, rows)
-            self.rows.clear()
+        if not self.rows:
+            return []
+        rows = [self.rows[k] for k in sorted(self.rows)]
+        self.rows.clear()
+        return [Rows(UsageDaily.__table__, rows, keys=("thing_id", "day"),
+                     increment=rollups.COUNTERS),
+                Rows(UsageCycle.__table__, rollups.cycle_rows(rows), keys=("period", "thing_id"),
+                     increment=rollups.COUNTERS)]
 
 
 def add_daily(session: Session, account_id: str, thing_id: str, when: datetime, *,
@@ -493,8 +466,7 @@ def add_daily(session: Session, account_id: str, thing_id: str, when: datetime, 
     return late
 
 
-def _close(session: Session, batch: _Batch, thing: Thing, record: DataSession, when: datetime,
-           cause: str) -> None:
+def _close(batch: _Batch, thing: Row, record: Row, when: datetime, cause: str) -> None:
     record.status = "CLOSED"
     record.ended_at = when
     record.terminate_cause = cause
@@ -503,32 +475,32 @@ def _close(session: Session, batch: _Batch, thing: Thing, record: DataSession, w
         thing.connection_since = when
         thing.connection_session_id = None
         thing.updated_at = utcnow()
-    _start_lease_clock(session, batch, thing, record.network_id)
-    events.emit(session, thing.account_id, "thing.detached", thing_id=thing.id,
+    _start_lease_clock(batch, thing, record.network_id)
+    events.emit(batch.session, thing.account_id, "thing.detached", thing_id=thing.id,
                 data={"session_id": record.id, "cause": cause, "bytes_up": record.bytes_up,
                       "bytes_down": record.bytes_down}, occurred_at=when)
 
 
-def _start_lease_clock(session: Session, batch: _Batch, thing: Thing,
-                       network_id: str | None) -> None:
+def _start_lease_clock(batch: _Batch, thing: Row, network_id: str | None) -> None:
     if network_id is None:
         return
     lease = batch.lease(network_id, thing)
     if lease is None or lease.kind != leases.DYNAMIC:
         return
-    pool = batch.pool(lease.pool_id)
-    lease.expires_at = utcnow() + timedelta(seconds=pool.lease_seconds if pool else 86400)
+    lease.expires_at = utcnow() + timedelta(seconds=lease.lease_seconds)
 
 
-def _close_all_of_nas(session: Session, batch: _Batch, nas_address: str, when: datetime) -> None:
-    session.flush()  # sessions opened or closed earlier in the batch
-    records = session.scalars(select(DataSession).where(
-        DataSession.nas_address == nas_address, DataSession.status == "OPEN").with_for_update())
-    for record in records:
-        thing = session.get(Thing, record.thing_id, with_for_update=True)
+def _close_all_of_nas(batch: _Batch, nas_address: str, when: datetime) -> None:
+    # Sessions opened or closed earlier in the batch.
+    write_rows(batch.connection, batch.changes())
+    records = repository.open_sessions_of_nas(batch.connection, nas_address)
+    batch.lock_things({r.thing_id for r in records})
+    for row in records:
+        # The batch's own row where it holds one: a later record of the session sees it closed.
+        record = batch.sessions.setdefault((row.nas_address, row.acct_session_id), row)
+        thing = batch.things_by_id.get(record.thing_id)
         if thing is not None:
-            batch.things_by_id.setdefault(thing.id, thing)
-            _close(session, batch, thing, record, when, "nas_reboot")
+            _close(batch, thing, record, when, "nas_reboot")
 
 
 def group_network(session: Session, thing: Thing) -> str:
