@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, exists, func, insert, literal, select
+from sqlalchemy import and_, bindparam, exists, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from ..core.db import is_postgres, stream_column
@@ -53,8 +53,12 @@ def current_tariff(session: Session, account_id: str, now: datetime | None = Non
 
 
 def is_closed(session: Session, account_id: str, period: str) -> bool:
-    return session.scalar(select(BillingCycle.id).where(
-        BillingCycle.account_id == account_id, BillingCycle.period == period)) is not None
+    return session.scalar(_CLOSED_CYCLE, {"account": account_id, "period": period}) is not None
+
+
+# Built once: every RADIUS accounting batch that carries usage asks.
+_CLOSED_CYCLE = select(BillingCycle.id).where(BillingCycle.account_id == bindparam("account"),
+                                               BillingCycle.period == bindparam("period"))
 
 
 def _line_out(line: rating.Line | BillingLine) -> LineOut:

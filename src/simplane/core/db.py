@@ -13,12 +13,12 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Connection,
     Dialect,
     Engine,
@@ -185,10 +185,12 @@ def advisory_lock(session: Session, name: str, *, shared: bool = False) -> None:
     single write lock from BEGIN IMMEDIATE, so nothing more is needed.
     """
     if is_postgres(session):
-        from sqlalchemy import text
+        session.execute(_SHARED_LOCK if shared else _EXCLUSIVE_LOCK, {"name": name})
 
-        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-        session.execute(text(f"SELECT {function}(hashtext(:name))"), {"name": name})
+
+# Built once: every RADIUS accounting batch takes the closing lock.
+_SHARED_LOCK = text("SELECT pg_advisory_xact_lock_shared(hashtext(:name))")
+_EXCLUSIVE_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:name))")
 
 
 def upsert(session: Session, model, values: dict | list[dict], *,  # type: ignore[no-untyped-def]
@@ -269,13 +271,14 @@ class Rows:
 def write_rows(connection: Connection, shares: Sequence[Rows]) -> None:
     """Write a batch's rows for several tables, in the order given.
 
-    PostgreSQL: one statement for them all, each share a data-modifying CTE over `unnest` of
-    one array per column, so the statement text depends only on which tables and columns take
-    part (prepared once, whatever the batch size) and a batch of RADIUS requests costs one
-    round trip and one parse of parameters instead of an executemany per table (a round of
-    SQLAlchemy and driver work per row). Every share sees the snapshot from before the
-    statement, so no share may depend on another's rows; constraints are checked at its end.
-    Elsewhere: one executemany per share."""
+    PostgreSQL: one statement for them all, each share a data-modifying CTE over
+    `json_to_recordset` of one JSON parameter: the statement text depends only on which tables
+    and columns take part (prepared once, whatever the batch size), and a batch of RADIUS
+    requests costs one round trip instead of an executemany per table (a round of SQLAlchemy
+    and driver work per row). JSON rather than an array per column: the driver encodes arrays
+    element by element in Python, `json.dumps` does the whole batch in C. Every share sees the
+    snapshot from before the statement, so no share may depend on another's rows; constraints
+    are checked at its end. Elsewhere: one executemany per share."""
     shares = [share for share in shares if share.rows]
     if not shares:
         return
@@ -287,15 +290,15 @@ def write_rows(connection: Connection, shares: Sequence[Rows]) -> None:
         return
     signature = tuple((share.table, tuple(share.rows[0]), share.keys, share.increment,
                        share.update) for share in shares)
-    statement, json_columns = _unnest_write(dialect, signature)
-    parameters: dict[str, list[Any]] = {}
-    for n, share in enumerate(shares):
-        for name in share.rows[0]:
-            values = [row[name] for row in share.rows]
-            if (n, name) in json_columns:
-                values = [None if v is None else json.dumps(v) for v in values]
-            parameters[f"p{n}_{name}"] = values
-    connection.execute(statement, parameters)
+    connection.execute(_recordset_write(dialect, signature), {
+        f"p{n}": json.dumps(share.rows, default=_json_value)
+        for n, share in enumerate(shares)})
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()  # an aware datetime keeps its offset
+    raise TypeError(f"{type(value).__name__} is not written as JSON")
 
 
 def _portable_write(dialect: str, share: Rows) -> tuple[Any, Sequence[dict[str, Any]]]:
@@ -318,29 +321,25 @@ def _update_statement(table: Table, keys: tuple[str, ...],  # type: ignore[no-un
 
 
 @lru_cache(maxsize=64)
-def _unnest_write(dialect: Dialect, signature: tuple) -> tuple[TextClause, frozenset]:  # type: ignore[type-arg]
+def _recordset_write(dialect: Dialect, signature: tuple) -> TextClause:  # type: ignore[type-arg]
     quote = dialect.identifier_preparer.quote
-    ctes, json_columns = [], set()
+    ctes = []
     for n, (table, columns, keys, increment, is_update) in enumerate(signature):
-        arrays = []
-        for name in columns:
-            column_type = table.c[name].type
-            if isinstance(column_type, JSON):
-                json_columns.add((n, name))
-            arrays.append(f"CAST(:p{n}_{name} AS {column_type.compile(dialect=dialect)}[])")
-        name_list = ", ".join(quote(name) for name in columns)
+        names = ", ".join(quote(name) for name in columns)
+        record = ", ".join(f"{quote(name)} {table.c[name].type.compile(dialect=dialect)}"
+                           for name in columns)
+        rows = f"json_to_recordset(CAST(:p{n} AS JSON)) AS u({record})"
         target = quote(table.name)
         if is_update:
             body = (f"UPDATE {target} SET " + ", ".join(
                 f"{quote(c)} = u.{quote(c)}" for c in columns if c not in keys)
-                + f" FROM unnest({', '.join(arrays)}) AS u({name_list}) WHERE "
+                + f" FROM {rows} WHERE "
                 + " AND ".join(f"{target}.{quote(k)} = u.{quote(k)}" for k in keys))
         else:
-            body = (f"INSERT INTO {target} ({name_list}) "
-                    f"SELECT * FROM unnest({', '.join(arrays)})")
+            body = f"INSERT INTO {target} ({names}) SELECT {names} FROM {rows}"
             if keys:
                 body += (f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET "
                          + ", ".join(f"{quote(c)} = {target}.{quote(c)} + EXCLUDED.{quote(c)}"
                                      for c in increment))
         ctes.append(f"w{n} AS ({body})")
-    return text(f"WITH {', '.join(ctes)} SELECT 1"), frozenset(json_columns)
+    return text(f"WITH {', '.join(ctes)} SELECT 1")

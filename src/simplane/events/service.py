@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,8 @@ RETENTION_DAYS = 90
 
 
 def emit(session: Session, account_id: str, event_type: str, *, thing_id: str | None = None,
-         data: dict[str, Any] | None = None, occurred_at: datetime | None = None) -> Event:
+         data: dict[str, Any] | None = None,
+         occurred_at: datetime | None = None) -> Event | BufferedEvent:
     assert event_type in EVENT_TYPES, event_type
     buffer: EventBuffer | None = session.info.get(_BUFFER)
     if buffer is not None:
@@ -39,6 +41,19 @@ def emit(session: Session, account_id: str, event_type: str, *, thing_id: str | 
 _BUFFER = "simplane.events.buffer"
 
 
+@dataclass(slots=True)
+class BufferedEvent:
+    """An event an `EventBuffer` holds until its batch writes it: what `Event` carries, without
+    the ORM's instrumentation (which cost more than the row)."""
+
+    id: str
+    account_id: str
+    type: str
+    thing_id: str | None
+    data: dict[str, Any]
+    occurred_at: datetime
+
+
 class EventBuffer:
     """The events of a batch (RADIUS decides many requests in one transaction), written by one
     INSERT at its end, with their webhook outbox rows, rather than as ORM objects one by one:
@@ -47,7 +62,7 @@ class EventBuffer:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.events: list[Event] = []
+        self.events: list[BufferedEvent] = []
 
     def __enter__(self) -> EventBuffer:
         self.session.info[_BUFFER] = self
@@ -57,10 +72,9 @@ class EventBuffer:
         self.session.info.pop(_BUFFER, None)
 
     def add(self, account_id: str, event_type: str, *, thing_id: str | None,
-            data: dict[str, Any] | None, occurred_at: datetime | None) -> Event:
-        # Transient: never added to the session, written by `write`.
-        event = Event(id=new_id("event"), account_id=account_id, type=event_type,
-                      thing_id=thing_id, data=data or {}, occurred_at=occurred_at or utcnow())
+            data: dict[str, Any] | None, occurred_at: datetime | None) -> BufferedEvent:
+        event = BufferedEvent(new_id("event"), account_id, event_type, thing_id, data or {},
+                              occurred_at or utcnow())
         self.events.append(event)
         return event
 

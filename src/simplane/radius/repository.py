@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, union
+from sqlalchemy import Connection, Result, bindparam, select, union
 
 from ..core.db import Rows
 from ..models import DataSession, IpLease, IpPool, Thing, ThingsGroup
@@ -90,8 +90,9 @@ class Row:
         self._read = tuple(getattr(self, name) for name in tracked)
 
 
-def _rows(result: Iterable[Any], tracked: Sequence[str]) -> list[Row]:
-    return [Row(row._asdict(), tracked) for row in result]
+def _rows(result: Result[Any], tracked: Sequence[str]) -> list[Row]:
+    names = tuple(result.keys())
+    return [Row(dict(zip(names, row)), tracked) for row in result]
 
 
 def things_of_records(connection: Connection, imsis: Collection[str],

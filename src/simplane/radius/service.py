@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..core.config import Settings
 from ..core.db import Rows, advisory_lock, upsert, write_rows
@@ -137,7 +138,7 @@ def authorize_many(session: Session, settings: Settings,
     events are written by one statement at the end."""
     with events.EventBuffer(session) as buffer, _Inserts(session) as inserts:
         decisions = _authorize_many(session, settings, requests)
-        session.flush()  # the Things' new IMEIs, before the rows that record them
+        session.flush()  # whatever the allocation left to the unit of work, before the rows
         write_rows(session.connection(), [*inserts.shares(), *buffer.shares()])
     return decisions
 
@@ -148,18 +149,13 @@ def _authorize_many(session: Session, settings: Settings,
     things: dict[str, Thing] = {}
     networks: dict[str, str] = {}
     if imsis:
-        # In id order, as every batch locks them: two batches never wait on each other
-        # crosswise. Their Networks come along.
-        for thing, network_id in session.execute(
-                select(Thing, ThingsGroup.network_id)
-                .join(ThingsGroup, (ThingsGroup.account_id == Thing.account_id)
-                      & (ThingsGroup.id == Thing.things_group_id))
-                .where(Thing.imsi.in_(imsis)).order_by(Thing.id).with_for_update(of=Thing)):
+        for thing, network_id in session.execute(_THINGS_OF_IMSIS, {"imsis": list(imsis)}):
             things[thing.imsi] = thing
             networks[thing.things_group_id] = network_id
+    imeis = {thing.id: thing.imei for thing in things.values()}
     decisions: list[Decision | None] = []
     admitted: list[tuple[int, Thing]] = []
-    with session.no_autoflush:  # one flush for the batch's events and IMEI records
+    with session.no_autoflush:  # the checks read nothing the batch changes
         for index, request in enumerate(requests):
             thing = things.get(request.imsi) if request.imsi else None
             decision = _check(session, settings, request, thing)
@@ -167,6 +163,7 @@ def _authorize_many(session: Session, settings: Settings,
                 assert thing is not None
                 admitted.append((index, thing))
             decisions.append(decision)
+    _write_imeis(session, [t for t in things.values() if t.imei != imeis[t.id]])
     waiting: dict[str, list[tuple[int, Thing]]] = {}
     for index, thing in admitted:
         waiting.setdefault(networks[thing.things_group_id], []).append((index, thing))
@@ -185,6 +182,30 @@ def _authorize_many(session: Session, settings: Settings,
             decisions[index] = Decision(True, None, address, thing.id)
     assert all(d is not None for d in decisions)
     return decisions  # type: ignore[return-value]
+
+
+# In id order, as every batch locks them: two batches never wait on each other crosswise.
+# Their Networks come along.
+_THINGS_OF_IMSIS = (
+    select(Thing, ThingsGroup.network_id)
+    .join(ThingsGroup, (ThingsGroup.account_id == Thing.account_id)
+          & (ThingsGroup.id == Thing.things_group_id))
+    .where(Thing.imsi.in_(bindparam("imsis", expanding=True)))
+    .order_by(Thing.id).with_for_update(of=Thing))
+
+
+def _write_imeis(session: Session, things: Sequence[Thing]) -> None:
+    """The new IMEIs of these Things written by one statement and left out of the unit of work
+    (its flush cost more than the rows). Now, where the flush before the allocation wrote
+    them: the allocation sets the Things' updated_at after them."""
+    if not things:
+        return
+    write_rows(session.connection(), [Rows(Thing.__table__, [
+        {"id": t.id, "imei": t.imei, "updated_at": t.updated_at} for t in things],
+        keys=("id",), update=True)])
+    for thing in things:
+        set_committed_value(thing, "imei", thing.imei)
+        set_committed_value(thing, "updated_at", thing.updated_at)
 
 
 def _check(session: Session, settings: Settings, request: AccessRequest,

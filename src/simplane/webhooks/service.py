@@ -11,7 +11,7 @@ import hmac
 import json
 import secrets
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -21,6 +21,9 @@ from ..core.errors import not_found
 from ..core.ids import new_id
 from ..models import Event, Webhook, WebhookDelivery, utcnow
 from .schemas import WebhookCreate, WebhookOut, WebhookPatch
+
+if TYPE_CHECKING:
+    from ..events.service import BufferedEvent
 
 _SUBSCRIBERS = "webhook_subscribers"
 
@@ -81,7 +84,7 @@ def deliveries_query(account_id: str, webhook_id: str) -> Select[Any]:
                                          WebhookDelivery.webhook_id == webhook_id)
 
 
-def payload(event: Event) -> str:
+def payload(event: Event | BufferedEvent) -> str:
     return json.dumps({"id": event.id, "type": event.type,
                        "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
                        "account_id": event.account_id, "thing_id": event.thing_id,
@@ -108,7 +111,7 @@ def enqueue(session: Session, event: Event) -> None:
     session.add_all([WebhookDelivery(**row) for row in delivery_rows(session, event)])
 
 
-def delivery_rows(session: Session, event: Event) -> list[dict]:
+def delivery_rows(session: Session, event: Event | BufferedEvent) -> list[dict]:
     webhook_ids = subscribers(session, event.account_id, event.type)
     if not webhook_ids:
         return []
