@@ -30,7 +30,14 @@ from sqlalchemy.orm import Session
 from ..core.config import Settings
 from ..core.db import Database, unit_of_work
 from . import service
-from .attributes import load_dictionary, parse_access, parse_accounting
+from .attributes import (
+    ReceivedAttributes,
+    accounting_authentic,
+    accounting_response,
+    load_dictionary,
+    parse_access,
+    parse_accounting,
+)
 from .clients import parse_clients, secret_for
 
 log = logging.getLogger("simplane.radius")
@@ -243,17 +250,16 @@ class RadiusServer:
             reply["Reply-Message"] = decision.reply_message
             reply.add_message_authenticator()
             return reply.ReplyPacket()
-        request = rp.AcctPacket(packet=data, secret=secret, dict=self.dictionary)
-        if request.code != rp.AccountingRequest or not request.VerifyAcctRequest():
+        # Read without pyrad's Packet (see ReceivedAttributes): the same checks and values.
+        attributes = ReceivedAttributes(self.dictionary, data)
+        if data[0] != rp.AccountingRequest or not accounting_authentic(attributes, secret):
             log.warning("radius accounting dropped", extra={"source": address[0],
                                                             "reason": "bad authenticator"})
             return None
-        parsed = parse_accounting(request, address[0])
+        parsed = parse_accounting(attributes, address[0])
         if await self.accountant.submit(parsed) is None:
             return None
-        reply = request.CreateReply()
-        reply.code = rp.AccountingResponse
-        return reply.ReplyPacket()
+        return accounting_response(data, secret)
 
     def _message_authenticator_ok(self, request: rp.AuthPacket) -> bool:
         if request.message_authenticator:
