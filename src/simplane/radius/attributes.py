@@ -223,7 +223,7 @@ def _attribute(dictionary: Dictionary, name: str) -> tuple[Any, Any]:
     return attribute.code, attribute
 
 
-ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE = 4, 5
+ACCOUNTING_RESPONSE, PROXY_STATE = 5, 33
 
 
 def accounting_authentic(attributes: ReceivedAttributes, secret: bytes) -> bool:
@@ -233,7 +233,12 @@ def accounting_authentic(attributes: ReceivedAttributes, secret: bytes) -> bool:
     return hmac.compare_digest(expected, packet[4:20])
 
 
-def accounting_response(request: bytes, secret: bytes) -> bytes:
-    """pyrad's `ReplyPacket` of an Accounting-Response without attributes."""
-    header = struct.pack("!BBH", ACCOUNTING_RESPONSE, request[1], 20)
-    return header + hashlib.md5(header + request[4:20] + secret).digest()
+def accounting_response(request: ReceivedAttributes, secret: bytes) -> bytes:
+    """pyrad's `CreateReply().ReplyPacket()` of an Accounting-Response: no attributes but the
+    request's Proxy-States, unmodified and in order (RFC 2865 section 5.33)."""
+    packet = request.raw_packet
+    attributes = b"".join(struct.pack("!BB", PROXY_STATE, len(value) + 2) + value
+                          for value in dict.get(request, PROXY_STATE, ()))
+    header = struct.pack("!BBH", ACCOUNTING_RESPONSE, packet[1], 20 + len(attributes))
+    authenticator = hashlib.md5(header + packet[4:20] + attributes + secret).digest()
+    return header + authenticator + attributes

@@ -259,7 +259,7 @@ class RadiusServer:
         parsed = parse_accounting(attributes, address[0])
         if await self.accountant.submit(parsed) is None:
             return None
-        return accounting_response(data, secret)
+        return accounting_response(attributes, secret)
 
     def _message_authenticator_ok(self, request: rp.AuthPacket) -> bool:
         if request.message_authenticator:
