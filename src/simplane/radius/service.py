@@ -306,6 +306,8 @@ class _Batch:
         self.session = session
         self.connection = session.connection()
         self.sessions: dict[tuple[str, str], Row] = {}
+        # Sessions the requests do not name (those an Accounting-On closes).
+        self.other_sessions: list[Row] = []
         self.things_by_id: dict[str, Row] = {}
         self.things_by_imsi: dict[str, Row] = {}
         self.usage = _DailyUsage(session)
@@ -359,7 +361,8 @@ class _Batch:
 
     def changes(self) -> list[Rows]:
         """What the requests changed in the rows read, for `write_rows`."""
-        return repository.changes(self.things_by_id.values(), self.sessions.values(),
+        return repository.changes(self.things_by_id.values(),
+                                  [*self.sessions.values(), *self.other_sessions],
                                   self._leases.values(), utcnow())
 
 
@@ -518,7 +521,10 @@ def _close_all_of_nas(batch: _Batch, nas_address: str, when: datetime) -> None:
     batch.lock_things({r.thing_id for r in records})
     for row in records:
         # The batch's own row where it holds one: a later record of the session sees it closed.
-        record = batch.sessions.setdefault((row.nas_address, row.acct_session_id), row)
+        record = batch.sessions.get((row.nas_address, row.acct_session_id))
+        if record is None:
+            record = row
+            batch.other_sessions.append(row)
         thing = batch.things_by_id.get(record.thing_id)
         if thing is not None:
             _close(batch, thing, record, when, "nas_reboot")
