@@ -1,4 +1,4 @@
-"""The listener reads Accounting-Requests without pyrad's Packet: it must read what pyrad reads,
+"""The listener reads RADIUS requests without pyrad's Packet: it must read what pyrad reads,
 accept and refuse what pyrad does, and answer byte for byte as pyrad would."""
 
 from __future__ import annotations
@@ -7,10 +7,15 @@ import pytest
 from pyrad import packet as rp
 
 from simplane.radius.attributes import (
+    MESSAGE_AUTHENTICATOR,
     ReceivedAttributes,
+    access_reply,
     accounting_authentic,
     accounting_response,
+    encode_value,
     load_dictionary,
+    message_authenticator_ok,
+    parse_access,
     parse_accounting,
 )
 
@@ -71,3 +76,55 @@ def test_a_corrupt_datagram_is_refused_as_pyrad_refuses_it(data: bytes) -> None:
         rp.AcctPacket(packet=data, secret=SECRET, dict=DICTIONARY)
     with pytest.raises(rp.PacketError):
         ReceivedAttributes(DICTIONARY, data)
+
+
+def _access_request(proxy_states: list[bytes], *, signed: bool = True) -> bytes:
+    packet = rp.AuthPacket(code=rp.AccessRequest, id=11, secret=SECRET, dict=DICTIONARY)
+    for name, value in {"User-Name": "901700000000001", "3GPP-IMSI": "901700000000001",
+                        "Called-Station-Id": "simplane.m2m", "3GPP-SGSN-MCC-MNC": "20408",
+                        "3GPP-RAT-Type": 6, "3GPP-IMEISV": b"3569380300000101",
+                        "NAS-IP-Address": "192.0.2.1"}.items():
+        packet[name] = value
+    if proxy_states:
+        packet[33] = proxy_states
+    if signed:
+        packet.add_message_authenticator()
+    return packet.RequestPacket()
+
+
+@pytest.mark.parametrize("proxy_states", [[], [b"first", b"\x00second"]])
+@pytest.mark.parametrize("accepted", [True, False])
+def test_an_access_request_reads_and_answers_as_with_pyrad(proxy_states: list[bytes],
+                                                           accepted: bool) -> None:
+    data = _access_request(proxy_states)
+    reference = rp.AuthPacket(packet=data, secret=SECRET, dict=DICTIONARY)
+    received = ReceivedAttributes(DICTIONARY, data)
+    assert parse_access(received, "127.0.0.1") == parse_access(reference, "127.0.0.1")
+    assert message_authenticator_ok(received, SECRET) is reference.verify_message_authenticator()
+    assert reference.verify_message_authenticator() is True
+    assert not message_authenticator_ok(received, b"another secret")
+    reply = reference.CreateReply()
+    values = []
+    if accepted:
+        reply.code = rp.AccessAccept
+        reply["Framed-IP-Address"] = "10.0.3.4"
+        reply["Acct-Interim-Interval"] = 600
+        values = [encode_value(DICTIONARY, "Framed-IP-Address", "10.0.3.4"),
+                  encode_value(DICTIONARY, "Acct-Interim-Interval", 600)]
+    else:
+        reply.code = rp.AccessReject
+    reply["Reply-Message"] = "accepted" if accepted else "not_active: the SIM is not ACTIVE"
+    values.append(encode_value(DICTIONARY, "Reply-Message", reply["Reply-Message"][0]))
+    reply.add_message_authenticator()
+    assert access_reply(received, SECRET, reply.code, values) == reply.ReplyPacket()
+
+
+def test_a_tampered_or_unsigned_access_request_is_seen_as_pyrad_sees_it() -> None:
+    tampered = bytearray(_access_request([]))
+    tampered[-1] ^= 1
+    reference = rp.AuthPacket(packet=bytes(tampered), secret=SECRET, dict=DICTIONARY)
+    received = ReceivedAttributes(DICTIONARY, bytes(tampered))
+    assert message_authenticator_ok(received, SECRET) is reference.verify_message_authenticator()
+    unsigned = _access_request([], signed=False)
+    assert MESSAGE_AUTHENTICATOR not in ReceivedAttributes(DICTIONARY, unsigned)
+    assert not rp.AuthPacket(packet=unsigned, secret=SECRET, dict=DICTIONARY).message_authenticator

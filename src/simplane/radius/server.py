@@ -31,10 +31,14 @@ from ..core.config import Settings
 from ..core.db import Database, unit_of_work
 from . import service
 from .attributes import (
+    MESSAGE_AUTHENTICATOR,
     ReceivedAttributes,
+    access_reply,
     accounting_authentic,
     accounting_response,
+    encode_value,
     load_dictionary,
+    message_authenticator_ok,
     parse_access,
     parse_accounting,
 )
@@ -232,26 +236,26 @@ class RadiusServer:
 
     async def _answer(self, kind: str, data: bytes, address: tuple[str, int],
                       secret: bytes) -> bytes | None:
+        # Read and answered without pyrad's Packet (see ReceivedAttributes): the same checks,
+        # values and replies.
+        attributes = ReceivedAttributes(self.dictionary, data)
         if kind == "auth":
-            request = rp.AuthPacket(packet=data, secret=secret, dict=self.dictionary)
-            if request.code != rp.AccessRequest or not self._message_authenticator_ok(request):
+            if data[0] != rp.AccessRequest or not self._message_authenticator_ok(
+                    attributes, secret):
                 return None
-            parsed = parse_access(request, address[0])
+            parsed = parse_access(attributes, address[0])
             decision = await self.authorizer.submit(parsed)
             if decision is None:
                 return None
-            reply = request.CreateReply()
+            values = []
             if decision.accepted:
-                reply.code = rp.AccessAccept
-                reply["Framed-IP-Address"] = decision.framed_ip
-                reply["Acct-Interim-Interval"] = self.settings.radius_interim_interval
-            else:
-                reply.code = rp.AccessReject
-            reply["Reply-Message"] = decision.reply_message
-            reply.add_message_authenticator()
-            return reply.ReplyPacket()
-        # Read without pyrad's Packet (see ReceivedAttributes): the same checks and values.
-        attributes = ReceivedAttributes(self.dictionary, data)
+                values = [encode_value(self.dictionary, "Framed-IP-Address", decision.framed_ip),
+                          encode_value(self.dictionary, "Acct-Interim-Interval",
+                                       self.settings.radius_interim_interval)]
+            values.append(encode_value(self.dictionary, "Reply-Message",
+                                       decision.reply_message))
+            return access_reply(attributes, secret,
+                                rp.AccessAccept if decision.accepted else rp.AccessReject, values)
         if data[0] != rp.AccountingRequest or not accounting_authentic(attributes, secret):
             log.warning("radius accounting dropped", extra={"source": address[0],
                                                             "reason": "bad authenticator"})
@@ -261,9 +265,9 @@ class RadiusServer:
             return None
         return accounting_response(attributes, secret)
 
-    def _message_authenticator_ok(self, request: rp.AuthPacket) -> bool:
-        if request.message_authenticator:
-            return request.verify_message_authenticator()
+    def _message_authenticator_ok(self, request: ReceivedAttributes, secret: bytes) -> bool:
+        if MESSAGE_AUTHENTICATOR in request:
+            return message_authenticator_ok(request, secret)
         if self.settings.radius_require_message_authenticator:
             log.warning("access-request without Message-Authenticator dropped")
             return False
