@@ -20,6 +20,7 @@ suffices there.
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -94,6 +95,7 @@ def _lowest_free_from(session: Session, network_id: str, start: int, high: int) 
 # its last hand-out. The threads of a process share it: concurrent allocations claim
 # neighbouring addresses.
 _cursors: dict[str, tuple[str, int]] = {}
+_hint_lock = threading.Lock()
 
 
 def _cursor_in(network_id: str, pool: IpPool) -> int | None:
@@ -311,7 +313,12 @@ def _take_next_postgres(session: Session, thing: Thing, network_id: str,
     """None when the Thing holds a lease, this process has no cursor in the Network yet, the
     cursor's pool has nothing free above it, or the races persist: the caller takes the
     general path (the purge is done either way)."""
-    cursor = _cursors.get(network_id)
+    with _hint_lock:
+        cursor = _cursors.get(network_id)
+        if cursor is not None:
+            # The next allocation of this process starts one further on: concurrent ones
+            # start on different addresses instead of racing for the same candidate.
+            _cursors[network_id] = (cursor[0], cursor[1] + 1)
     if cursor is None:
         purge_expired(session, network_id, now)
         return None
