@@ -130,10 +130,12 @@ def fresh_postgres(postgres_url: str, label: str, *, migrated: bool = True) -> I
 
 
 @contextmanager
-def autovacuum_stand_in(url: str, tables: Sequence[str], interval: float = 1.0) -> Iterator[None]:
+def autovacuum_stand_in(url: str, tables: Sequence[str] | None = None,
+                        interval: float = 1.0) -> Iterator[None]:
     """What PostgreSQL's autovacuum does during a run, done by the benchmark when the server
     runs without it (this machine's conf.d/90-ci.conf sets `autovacuum = off`; a deployment
-    keeps the default, on). Every `interval` seconds each table past autovacuum's default
+    keeps the default, on). Every `interval` seconds each table (`tables`, or every table of
+    the database) past autovacuum's default
     thresholds is vacuumed (dead rows above 50 + 20 % of its rows) or analysed (rows changed
     above 50 + 10 %). Without it, every UPDATE of a Thing keeps its old version, the indexes
     whose keys many Things share fill with dead entries, and a run slows with every row it
@@ -147,14 +149,15 @@ def autovacuum_stand_in(url: str, tables: Sequence[str], interval: float = 1.0) 
         yield
         return
     stop = threading.Event()
-    counts = text("SELECT n_live_tup, n_dead_tup, n_mod_since_analyze FROM pg_stat_user_tables "
-                  "WHERE relname = :table")
+    counts = text("SELECT relname, n_live_tup, n_dead_tup, n_mod_since_analyze "
+                  "FROM pg_stat_user_tables")
 
     def work() -> None:
         with admin.connect() as conn:
             while not stop.wait(interval):
-                for table in tables:
-                    live, dead, changed = conn.execute(counts, {"table": table}).one()
+                for table, live, dead, changed in conn.execute(counts).all():
+                    if tables is not None and table not in tables:
+                        continue
                     if dead > 50 + 0.2 * live:
                         conn.execute(text(f'VACUUM (ANALYZE) "{table}"'))
                     elif changed > 50 + 0.1 * live:

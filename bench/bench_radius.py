@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 
 from bench import _radius_load as load
 from bench._data import BENCH_SECRET, bench_settings, create_tenant, imsi, insert_things
-from bench._harness import Context, Measurement, fresh_postgres, free_port
+from bench._harness import Context, Measurement, autovacuum_stand_in, fresh_postgres, free_port
 from simplane.core.db import Database
 from simplane.radius.attributes import load_dictionary
 
@@ -214,7 +214,8 @@ def _simplane(ctx: Context, sims: int) -> Iterator[tuple]:
             def verify() -> dict:
                 return _simplane_checks(url, tenant.account_id)
 
-            yield auth_port, acct_port, verify
+            with autovacuum_stand_in(url):
+                yield auth_port, acct_port, verify
         finally:
             _stop(process)
 
@@ -278,7 +279,8 @@ def _freeradius(ctx: Context, sims: int) -> Iterator[tuple]:
             def verify() -> dict:
                 return _freeradius_checks(url)
 
-            yield auth_port, acct_port, verify
+            with autovacuum_stand_in(url):
+                yield auth_port, acct_port, verify
         finally:
             _stop(process)
 
