@@ -111,22 +111,30 @@ def _advance(network_id: str, pool_id: str, address: int) -> None:
     cursor = _cursors.get(network_id)
     if cursor is None or cursor[0] != pool_id or address + 1 > cursor[1]:
         _cursors[network_id] = (pool_id, address + 1)
-# The address range repeated inside EXISTS is not redundant: PostgreSQL may run the EXISTS as
-# one hashed subplan over every lease it matches, which without the range was every lease of
-# the Network (a /16 filling up got slower with each lease).
-# Two-key advisory locks (network, address) live apart from the one-key named locks of
-# core.db.advisory_lock; the address is shifted into PostgreSQL's signed 32-bit range.
-_CLAIM_FREE = text("""
+
+
+def _unleased_and_claimed(high: str) -> str:
+    """SQL true for an address `a` (from :start to `high`) that has no lease and that this
+    transaction has just claimed; false without claiming when it is leased.
+
+    The range repeated inside EXISTS is not redundant: PostgreSQL may run the EXISTS as one
+    hashed subplan over every lease it matches, which without the range was every lease of
+    the Network (a /16 filling up got slower with each lease). Two-key advisory locks
+    (network, address) live apart from the one-key named locks of core.db.advisory_lock; the
+    address is shifted into PostgreSQL's signed 32-bit range."""
+    return f"""CASE WHEN EXISTS (SELECT 1 FROM ip_leases
+                          WHERE ip_leases.network_id = CAST(:network AS VARCHAR)
+                            AND ip_leases.address = a
+                            AND ip_leases.address BETWEEN CAST(:start AS BIGINT) AND {high})
+             THEN false
+             ELSE pg_try_advisory_xact_lock(hashtext(CAST(:network AS VARCHAR)),
+                                            CAST(a - 2147483648 AS INTEGER))
+        END"""
+
+
+_CLAIM_FREE = text(f"""
     SELECT a FROM generate_series(CAST(:start AS BIGINT), CAST(:high AS BIGINT)) AS a
-    WHERE CASE WHEN EXISTS (SELECT 1 FROM ip_leases
-                            WHERE ip_leases.network_id = CAST(:network AS VARCHAR)
-                              AND ip_leases.address = a
-                              AND ip_leases.address BETWEEN CAST(:start AS BIGINT)
-                                                        AND CAST(:high AS BIGINT))
-               THEN false
-               ELSE pg_try_advisory_xact_lock(hashtext(CAST(:network AS VARCHAR)),
-                                              CAST(a - 2147483648 AS INTEGER))
-          END
+    WHERE {_unleased_and_claimed("CAST(:high AS BIGINT)")}
     LIMIT 1""")
 _CLAIM_WINDOW = 64
 _CLAIM_ONE = text("SELECT pg_advisory_xact_lock(hashtext(CAST(:network AS VARCHAR)), "
@@ -275,16 +283,7 @@ _TAKE_NEXT = text(f"""
         FROM pool, generate_series(CAST(:start AS BIGINT),
                                    LEAST(pool.high, CAST(:start AS BIGINT) + :window - 1)) AS a
         WHERE NOT EXISTS (SELECT 1 FROM held)
-          AND CASE WHEN EXISTS (SELECT 1 FROM ip_leases
-                                WHERE ip_leases.network_id = CAST(:network AS VARCHAR)
-                                  AND ip_leases.address = a
-                                  AND ip_leases.address
-                                      BETWEEN CAST(:start AS BIGINT)
-                                          AND CAST(:start AS BIGINT) + :window - 1)
-                   THEN false
-                   ELSE pg_try_advisory_xact_lock(hashtext(CAST(:network AS VARCHAR)),
-                                                  CAST(a - 2147483648 AS INTEGER))
-              END
+          AND {_unleased_and_claimed("CAST(:start AS BIGINT) + :window - 1")}
         LIMIT 1),
     lease AS (
         INSERT INTO ip_leases (id, account_id, network_id, pool_id, thing_id, address, kind,
