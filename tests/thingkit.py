@@ -9,10 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+import ipaddress
+
+from sqlalchemy import delete, select, update
 
 from simplane.core.ids import new_id
-from simplane.models import IpProfile, Network, Thing
+from simplane.models.base import utcnow
+from simplane.models import IpLease, IpPool, IpProfile, Network, Thing, ThingsGroup
 
 # How to reach each state from PROVISIONED through allowed transitions only.
 PATH_TO = {
@@ -32,10 +35,29 @@ def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 
 def set_thing(tenant, thing_id: str, **values: Any) -> None:  # type: ignore[no-untyped-def]
-    """Write columns the public API cannot set yet (IP locks, IMEI, connection)."""
+    """Write columns the public API cannot set yet (IP locks, IMEI, connection). An address
+    comes with the lease that holds it on the Thing's Network, as the platform keeps them (a
+    Thing is found by address through its lease)."""
     with tenant.backend.database.transaction() as session:
         changed = session.execute(update(Thing).where(Thing.id == thing_id).values(**values))
         assert changed.rowcount == 1
+        if values.get("ip_address") is not None:
+            _lease(session, thing_id, values["ip_address"])
+
+
+def _lease(session, thing_id: str, address: str) -> None:  # type: ignore[no-untyped-def]
+    thing = session.get(Thing, thing_id)
+    network_id = session.scalar(select(ThingsGroup.network_id).where(
+        ThingsGroup.id == thing.things_group_id))
+    pool_id = session.scalar(select(IpPool.id).where(IpPool.network_id == network_id).limit(1))
+    session.execute(delete(IpLease).where(IpLease.network_id == network_id,
+                                          IpLease.thing_id == thing_id))
+    now = utcnow()
+    session.add(IpLease(id=new_id("lease"), account_id=thing.account_id, network_id=network_id,
+                        pool_id=pool_id, thing_id=thing_id,
+                        address=int(ipaddress.IPv4Address(address)),
+                        kind="LOCKED" if thing.ip_locked else "DYNAMIC", expires_at=None,
+                        created_at=now, updated_at=now))
 
 
 def add_network(tenant, name: str = "Second network") -> str:  # type: ignore[no-untyped-def]

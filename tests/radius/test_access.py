@@ -82,6 +82,24 @@ def test_a_locked_ip_is_the_address_given(radius, tenant, active_things):  # typ
     assert reply.get("Framed-IP-Address") == locked
 
 
+def test_the_lists_address_filter_finds_the_things_an_attach_and_a_lock_addressed(
+        radius, tenant, active_things):  # type: ignore[no-untyped-def]
+    attached, locked_thing, _ = active_things(3)
+    address = attach(radius, attached["imsi"]).get("Framed-IP-Address")
+    locked = str(ipaddress.IPv4Network(default_pool(tenant.admin)["cidr"]).network_address + 99)
+    patch_thing(tenant.admin, locked_thing["id"], {"ip_lock": {"locked": True,
+                                                               "ip_address": locked}})
+
+    def found(ip: str) -> list[str]:
+        response = tenant.admin.get("/v1/things", params={"ip_address": ip})
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    assert found(address) == [attached["id"]]
+    assert found(locked) == [locked_thing["id"]]
+    assert found(str(ipaddress.IPv4Address(locked) + 1)) == []
+
+
 def test_a_thing_keeps_its_address_across_reconnects(radius, tenant, active_things):  # type: ignore[no-untyped-def]
     first, second = active_things(2)
     address = attach(radius, first["imsi"]).get("Framed-IP-Address")
