@@ -101,7 +101,7 @@ def _measure(ctx: Context, database: Database, url: str) -> list[Measurement]:
             thing = session.get(Thing, thing_id)
             assert thing is not None
             assigned = leases.allocate_dynamic(session, thing, tenant.network_id)
-            return None if assigned is None else assigned.lease.address
+            return None if assigned is None else assigned.address
 
     # Each allocation updates its Thing (the address it shows); the plain inserts update
     # nothing, so they need no vacuuming.

@@ -144,7 +144,7 @@ def attach(backend: Any, account_id: str, thing_id: str) -> str | None:
         assert thing is not None
         assignment = leases.allocate_dynamic(session, thing,
                                              leases.network_of_thing(session, thing))
-        return None if assignment is None else str(ipaddress.IPv4Address(assignment.lease.address))
+        return None if assignment is None else str(ipaddress.IPv4Address(assignment.address))
 
 
 def host(cidr: str, index: int) -> str:

@@ -137,7 +137,7 @@ def test_allocation_hands_out_exactly_the_usable_addresses(ipam_db, prefix, data
             assigned = leases.allocate_dynamic(session, thing, network_id)
             if assigned is None:
                 break
-            handed.append(assigned.lease.address)
+            handed.append(assigned.address)
         # Dynamic addresses fill the holes lowest first; then the pool is exhausted.
         assert handed == sorted(set(usable) - set(chosen))
         assert len(handed) < len(rest)
@@ -156,7 +156,7 @@ def test_allocation_hands_out_exactly_the_usable_addresses(ipam_db, prefix, data
         session.flush()
         again = []
         for thing in reversed(released):
-            again.append(leases.allocate_dynamic(session, thing, network_id).lease.address)
+            again.append(leases.allocate_dynamic(session, thing, network_id).address)
         assert again == sorted(before.values())
         assert sorted(_addresses(session, network_id).values()) == usable
     finally:
@@ -173,13 +173,13 @@ def test_allocation_is_next_fit_and_reuses_released_addresses_after_the_top(ipam
         pool = service.create_pool(session, network, IpPoolCreate(prefix_length=29))
         low, high = leases.usable_bounds(pool)  # a /29: five usable addresses
         things = [session.get(Thing, thing_id) for thing_id in thing_ids[:7]]
-        first = [leases.allocate_dynamic(session, t, network_id).lease.address
+        first = [leases.allocate_dynamic(session, t, network_id).address
                  for t in things[:3]]
         assert first == [low, low + 1, low + 2]
         leases.release_dynamic(session, things[1], network_id)
         session.flush()
         # The released address waits until the rest of the pool has been handed out.
-        rest = [leases.allocate_dynamic(session, t, network_id).lease.address
+        rest = [leases.allocate_dynamic(session, t, network_id).address
                 for t in things[3:6]]
         assert rest == [low + 3, high, low + 1]
         assert leases.allocate_dynamic(session, things[6], network_id) is None

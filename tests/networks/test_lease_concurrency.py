@@ -53,7 +53,7 @@ def _allocate(backend: Any, thing_id: str, network_id: str) -> str | None:
     with backend.database.transaction() as session:
         thing = session.get(Thing, thing_id)
         assigned = leases.allocate_dynamic(session, thing, network_id)
-        return None if assigned is None else str(ipaddress.IPv4Address(assigned.lease.address))
+        return None if assigned is None else str(ipaddress.IPv4Address(assigned.address))
 
 
 def _held(backend: Any, network_id: str) -> list[str]:
@@ -127,7 +127,7 @@ def test_a_second_allocator_skips_the_address_the_first_is_claiming(lab, backend
     def hold() -> None:
         with backend.database.transaction() as session:
             outcome["first"] = leases.allocate_dynamic(
-                session, session.get(Thing, first["id"]), net["id"]).lease.address
+                session, session.get(Thing, first["id"]), net["id"]).address
             holding.set()
             release.wait(60)
 
@@ -140,7 +140,7 @@ def test_a_second_allocator_skips_the_address_the_first_is_claiming(lab, backend
         started = time.monotonic()
         with backend.database.transaction() as session:
             outcome["second"] = leases.allocate_dynamic(
-                session, session.get(Thing, second["id"]), net["id"]).lease.address
+                session, session.get(Thing, second["id"]), net["id"]).address
         assert time.monotonic() - started < 5, "the second allocator waited for the first"
         assert holder.is_alive(), "the first transaction ended before the second allocated"
     finally:

@@ -236,9 +236,13 @@ def network_of_thing(session: Session, thing: Thing) -> str:
         ThingsGroup.account_id == thing.account_id, ThingsGroup.id == thing.things_group_id))
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Assignment:
-    lease: IpLease
+    """The address a Thing holds on the Network, and whether this call leased it. The lease
+    row itself is not built as an ORM object: nothing downstream reads more than its address,
+    and building and tracking one was a tenth of an allocation's Python."""
+
+    address: int
     created: bool
 
 
@@ -344,14 +348,9 @@ def _take_next_postgres(session: Session, thing: Thing, network_id: str,
         else:
             return None
     _advance(network_id, pool_id, address)
-    lease = IpLease(id=lease_id, account_id=thing.account_id, network_id=network_id,
-                    pool_id=pool_id, thing_id=thing.id, address=address, kind=DYNAMIC,
-                    expires_at=None, created_at=now, updated_at=now)
-    make_transient_to_detached(lease)
-    session.add(lease)
     set_committed_value(thing, "ip_address", str(ipaddress.IPv4Address(address)))
     set_committed_value(thing, "updated_at", now)
-    return Assignment(lease, True)
+    return Assignment(address, True)
 
 
 def allocate_dynamic(session: Session, thing: Thing, network_id: str) -> Assignment | None:
@@ -370,7 +369,7 @@ def allocate_dynamic(session: Session, thing: Thing, network_id: str) -> Assignm
         if lease is not None:
             if lease.kind == DYNAMIC:
                 lease.expires_at = None  # a session holds it now; Stop restarts the clock
-            return Assignment(lease, False)
+            return Assignment(lease.address, False)
         found = _free_address(session, network_id, pools)
         if found is None:
             return None
@@ -379,7 +378,7 @@ def allocate_dynamic(session: Session, thing: Thing, network_id: str) -> Assignm
         if lease is not None:
             thing.ip_address = str(ipaddress.IPv4Address(address))
             session.flush()
-            return Assignment(lease, True)
+            return Assignment(address, True)
     raise RuntimeError(f"no lease for Thing {thing.id} after {_ATTEMPTS} attempts")
 
 
@@ -583,16 +582,11 @@ def _take_next_many_postgres(session: Session, things: Sequence[Thing], network_
         "leases": [new_id("lease") for _ in by_id], "account": things[0].account_id,
         "pool": pool.id, "now": now}).all()
     taken: dict[str, Assignment] = {}
-    for lease_id, thing_id, address in rows:
-        lease = IpLease(id=lease_id, account_id=things[0].account_id, network_id=network_id,
-                        pool_id=pool.id, thing_id=thing_id, address=address, kind=DYNAMIC,
-                        expires_at=None, created_at=now, updated_at=now)
-        make_transient_to_detached(lease)
-        session.add(lease)
+    for _, thing_id, address in rows:
         thing = by_id[thing_id]
         set_committed_value(thing, "ip_address", str(ipaddress.IPv4Address(address)))
         set_committed_value(thing, "updated_at", now)
-        taken[thing_id] = Assignment(lease, True)
+        taken[thing_id] = Assignment(address, True)
     if rows:
         _advance(network_id, pool.id, max(address for _, _, address in rows))
     return taken

@@ -178,7 +178,7 @@ def _authorize_many(session: Session, settings: Settings,
                                            network_id=network_id)
                 continue
             DECISIONS.labels("accepted").inc()
-            address = str(ipaddress.IPv4Address(assignment.lease.address))
+            address = str(ipaddress.IPv4Address(assignment.address))
             decisions[index] = Decision(True, None, address, thing.id)
     assert all(d is not None for d in decisions)
     return decisions  # type: ignore[return-value]
