@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,8 @@ def load_dictionary() -> Dictionary:
 
 
 def _first(packet, name: str):  # type: ignore[no-untyped-def]
+    if isinstance(packet, ReceivedAttributes):
+        return packet.first(name)
     try:
         values = packet[name]
     except KeyError:
@@ -187,12 +191,24 @@ class ReceivedAttributes(dict):  # type: ignore[type-arg]
             position += attribute_length
 
     def __getitem__(self, name: str) -> list[Any]:  # type: ignore[override]
-        key, attribute = _attribute(self.dictionary, name)
-        values = dict.__getitem__(self, key)
-        if attribute.values.backward:
-            return [attribute.values.GetBackward(v) if attribute.values.HasBackward(v)
-                    else tools.DecodeAttr(attribute.type, v) for v in values]
-        return [tools.DecodeAttr(attribute.type, v) for v in values]
+        key, decode = _decoder(self.dictionary, name)
+        return [decode(v) for v in dict.__getitem__(self, key)]
+
+    def first(self, name: str) -> Any:
+        """`self[name][0]`, None when the packet lacks it or the dictionary the name: what the
+        parsers read, one value of a dozen attributes a packet, without a list each. Every
+        value is decoded, so a malformed repeat fails the packet as `self[name]` does."""
+        try:
+            key, decode = _decoder(self.dictionary, name)
+        except KeyError:
+            return None
+        values = dict.get(self, key)
+        if not values:
+            return None
+        first = decode(values[0])
+        for value in values[1:]:
+            decode(value)
+        return first
 
 
 def _vendor_attributes(data: bytes) -> list[tuple[Any, bytes]]:
@@ -221,6 +237,33 @@ def _attribute(dictionary: Dictionary, name: str) -> tuple[Any, Any]:
     if attribute.vendor and not attribute.is_sub_attribute:
         return (dictionary.vendors.GetForward(attribute.vendor), attribute.code), attribute
     return attribute.code, attribute
+
+
+def _decode_address(value: bytes) -> str:
+    # pyrad's `tools.DecodeAddress` (its check, the same text) without `ipaddress`.
+    tools._CheckLength(value, 4, "ipaddr")
+    return socket.inet_ntoa(value)
+
+
+# pyrad's `tools.DecodeAttr` for the types a received packet's attributes have, resolved once
+# per attribute instead of by its chain of comparisons per value.
+_DECODERS = {"string": tools.DecodeString, "octets": tools.DecodeOctets,
+             "integer": tools.DecodeInteger, "date": tools.DecodeDate,
+             "ipaddr": _decode_address}
+
+
+@lru_cache(maxsize=256)
+def _decoder(dictionary: Dictionary, name: str) -> tuple[Any, Callable[[bytes], Any]]:
+    """The key of the attribute `name` and how a value of it decodes: as a pyrad `Packet`
+    reads it, the dictionary's VALUE name where it has one, else `tools.DecodeAttr`."""
+    key, attribute = _attribute(dictionary, name)
+    decode = _DECODERS.get(attribute.type) or partial(tools.DecodeAttr, attribute.type)
+    names = attribute.values
+    if names.backward:
+        def named(value: bytes) -> Any:
+            return names.GetBackward(value) if names.HasBackward(value) else decode(value)
+        return key, named
+    return key, decode
 
 
 ACCOUNTING_RESPONSE, PROXY_STATE = 5, 33

@@ -4,7 +4,7 @@ A batch of Accounting-Requests used to load its Things, sessions and leases as O
 write them back through the unit of work: per batch about a dozen statements built, looked up
 in the compiled cache and flushed, which cost more Python than the rows themselves (the better
 part of a request's CPU at the ~10 requests a batch that `serve` sees). Here each read exists
-once, built at import with expanding parameters, and runs on the session's connection; the
+once per dialect (`_statements`), built on first use, and runs on the session's connection; the
 changes go back with the batch's other rows through `core.db.write_rows` (one statement on
 PostgreSQL). No statement construction, no identity map, no flush bookkeeping.
 """
@@ -12,10 +12,12 @@ PostgreSQL). No statement construction, no identity map, no flush bookkeeping.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Result, bindparam, select, union
+from sqlalchemy import ARRAY, Connection, Result, any_, bindparam, select, union
 
 from ..core.db import Rows
 from ..models import DataSession, IpLease, IpPool, Thing, ThingsGroup
@@ -48,28 +50,59 @@ _thing_select = select(*(_things.c[name] for name in THING_COLUMNS), _groups.c.n
     & (_groups.c.id == _things.c.things_group_id))
 _session_select = select(*(_sessions.c[name] for name in SESSION_COLUMNS))
 
-# The Things the records name and those of their known sessions, locked in id order as every
-# batch locks them (two batches never wait on each other crosswise), with their Networks. Both
-# session columns as lists, which the unique index answers (a list of pairs would be read as
-# the NAS's every session); the caller drops the pairs that are not keys.
-_THINGS_OF_RECORDS = _thing_select.where(_things.c.id.in_(union(
-    select(_things.c.id).where(_things.c.imsi.in_(bindparam("imsis", expanding=True))),
-    select(_sessions.c.thing_id).where(
-        _sessions.c.nas_address.in_(bindparam("nas", expanding=True)),
-        _sessions.c.acct_session_id.in_(bindparam("sids", expanding=True))))
-)).order_by(_things.c.id).with_for_update(of=_things)
-_THINGS_BY_ID = _thing_select.where(_things.c.id.in_(bindparam("ids", expanding=True))) \
-    .order_by(_things.c.id).with_for_update(of=_things)
-_SESSIONS_OF_RECORDS = _session_select.where(
-    _sessions.c.nas_address.in_(bindparam("nas", expanding=True)),
-    _sessions.c.acct_session_id.in_(bindparam("sids", expanding=True))).with_for_update()
-_OPEN_SESSIONS_OF_NAS = _session_select.where(
-    _sessions.c.nas_address == bindparam("nas"), _sessions.c.status == "OPEN").with_for_update()
-_LEASES_OF_THINGS = select(
-    _leases.c.id, _leases.c.network_id, _leases.c.thing_id, _leases.c.kind,
-    _leases.c.expires_at, _pools.c.lease_seconds,
-).join(_pools, _pools.c.id == _leases.c.pool_id).where(
-    _leases.c.thing_id.in_(bindparam("things", expanding=True))).with_for_update(of=_leases)
+def _member(column, name: str, postgres: bool):  # type: ignore[no-untyped-def]
+    """`column` is one of the list parameter `name`. PostgreSQL: `= ANY(array)`, one statement
+    text whatever the list's length, so psycopg prepares it and the server plans it once (an
+    expanding IN was a new text, rendered by SQLAlchemy and planned by the server, for every
+    length of every list). Elsewhere an expanding IN."""
+    if postgres:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+@dataclass(frozen=True)
+class _Statements:
+    things_of_records: Any
+    things_by_id: Any
+    sessions_of_records: Any
+    open_sessions_of_nas: Any
+    leases_of_things: Any
+
+
+@lru_cache(maxsize=2)
+def _statements_for(postgres: bool) -> _Statements:
+    def member(column, name):  # type: ignore[no-untyped-def]
+        return _member(column, name, postgres)
+
+    return _Statements(
+        # The Things the records name and those of their known sessions, locked in id order as
+        # every batch locks them (two batches never wait on each other crosswise), with their
+        # Networks. Both session columns as lists, which the unique index answers (a list of
+        # pairs would be read as the NAS's every session); the caller drops the pairs that are
+        # not keys.
+        things_of_records=_thing_select.where(_things.c.id.in_(union(
+            select(_things.c.id).where(member(_things.c.imsi, "imsis")),
+            select(_sessions.c.thing_id).where(member(_sessions.c.nas_address, "nas"),
+                                               member(_sessions.c.acct_session_id, "sids")))
+        )).order_by(_things.c.id).with_for_update(of=_things),
+        things_by_id=_thing_select.where(member(_things.c.id, "ids"))
+        .order_by(_things.c.id).with_for_update(of=_things),
+        sessions_of_records=_session_select.where(
+            member(_sessions.c.nas_address, "nas"),
+            member(_sessions.c.acct_session_id, "sids")).with_for_update(),
+        open_sessions_of_nas=_session_select.where(
+            _sessions.c.nas_address == bindparam("nas"),
+            _sessions.c.status == "OPEN").with_for_update(),
+        leases_of_things=select(
+            _leases.c.id, _leases.c.network_id, _leases.c.thing_id, _leases.c.kind,
+            _leases.c.expires_at, _pools.c.lease_seconds,
+        ).join(_pools, _pools.c.id == _leases.c.pool_id).where(
+            member(_leases.c.thing_id, "things")).with_for_update(of=_leases))
+
+
+def _statements(connection: Connection) -> _Statements:
+    return _statements_for(connection.dialect.name == "postgresql")
+
 
 class Row:
     """A row read (or made) by the batch, as attributes; `changes` tells what to write back."""
@@ -97,29 +130,32 @@ def _rows(result: Result[Any], tracked: Sequence[str]) -> list[Row]:
 
 def things_of_records(connection: Connection, imsis: Collection[str],
                       keys: Collection[tuple[str, str]]) -> list[Row]:
-    return _rows(connection.execute(_THINGS_OF_RECORDS, {
+    return _rows(connection.execute(_statements(connection).things_of_records, {
         "imsis": list(imsis), "nas": list({nas for nas, _ in keys}),
         "sids": list({sid for _, sid in keys})}), THING_CHANGES)
 
 
 def things_by_id(connection: Connection, ids: Collection[str]) -> list[Row]:
-    return _rows(connection.execute(_THINGS_BY_ID, {"ids": list(ids)}), THING_CHANGES)
+    return _rows(connection.execute(_statements(connection).things_by_id, {"ids": list(ids)}),
+                 THING_CHANGES)
 
 
 def sessions_of_records(connection: Connection, keys: Collection[tuple[str, str]]) -> list[Row]:
-    rows = connection.execute(_SESSIONS_OF_RECORDS, {
+    rows = connection.execute(_statements(connection).sessions_of_records, {
         "nas": list({nas for nas, _ in keys}), "sids": list({sid for _, sid in keys})})
     return [row for row in _rows(rows, SESSION_CHANGES)
             if (row.nas_address, row.acct_session_id) in keys]
 
 
 def open_sessions_of_nas(connection: Connection, nas_address: str) -> list[Row]:
-    return _rows(connection.execute(_OPEN_SESSIONS_OF_NAS, {"nas": nas_address}),
+    return _rows(connection.execute(_statements(connection).open_sessions_of_nas,
+                                    {"nas": nas_address}),
                  SESSION_CHANGES)
 
 
 def leases_of_things(connection: Connection, thing_ids: Collection[str]) -> list[Row]:
-    return _rows(connection.execute(_LEASES_OF_THINGS, {"things": list(thing_ids)}),
+    return _rows(connection.execute(_statements(connection).leases_of_things,
+                                    {"things": list(thing_ids)}),
                  LEASE_CHANGES)
 
 
