@@ -274,17 +274,10 @@ class RadiusServer:
         return True
 
     @contextmanager
-    def _transaction(self, *, generic_plans: bool = False) -> Iterator[Session]:
+    def _transaction(self) -> Iterator[Session]:
         """A transaction on the worker thread's own connection, kept from batch to batch: one
         taken from the pool would first be pinged, a round trip every batch waits for. A
-        connection that broke is replaced at the next batch.
-
-        `generic_plans`: the connection plans each prepared statement once. The accounting
-        batch's statements find rows by their keys (arrays of them) and write through
-        `json_to_recordset`, the same plan whatever the values; left to choose, PostgreSQL
-        kept planning the reads anew on every execution (their generic plans estimate a little
-        more than a custom plan for the arrays at hand), which doubled the server's CPU for
-        them."""
+        connection that broke is replaced at the next batch."""
         if not self.database.is_postgres:
             with self.database.transaction() as session:
                 yield session
@@ -292,9 +285,6 @@ class RadiusServer:
         connection = getattr(self.connections, "connection", None)
         if connection is None or connection.invalidated or connection.closed:
             connection = self.connections.connection = self.database.engine.connect()
-            if generic_plans:
-                connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
-                connection.commit()
             with self.lock:
                 self.opened.append(connection)
         with unit_of_work(Session(bind=connection, expire_on_commit=False,
@@ -311,7 +301,7 @@ class RadiusServer:
     def _account_many(self, requests):  # type: ignore[no-untyped-def]
         # The Accounting-Responses leave only after this commit: a NAS that gets no answer
         # retransmits, and the cumulative counters make the retry count once.
-        with self._transaction(generic_plans=True) as session:
+        with self._transaction() as session:
             service.account_many(session, requests)
         return [True] * len(requests)
 
