@@ -549,11 +549,11 @@ _TAKE_NEXT_MANY = text(f"""
                CAST(:now AS TIMESTAMPTZ)
         FROM wanted JOIN candidate USING (n)
         ON CONFLICT DO NOTHING
-        RETURNING id, thing_id, address)
+        RETURNING thing_id, address)
     UPDATE things SET ip_address = host(CAST('0.0.0.0' AS inet) + lease.address),
                       updated_at = CAST(:now AS TIMESTAMPTZ)
     FROM lease WHERE things.id = lease.thing_id
-    RETURNING lease.id, lease.thing_id, lease.address""")
+    RETURNING lease.thing_id, lease.address""")
 
 
 def _take_next_many_postgres(session: Session, things: Sequence[Thing], network_id: str,
@@ -582,11 +582,11 @@ def _take_next_many_postgres(session: Session, things: Sequence[Thing], network_
         "leases": [new_id("lease") for _ in by_id], "account": things[0].account_id,
         "pool": pool.id, "now": now}).all()
     taken: dict[str, Assignment] = {}
-    for _, thing_id, address in rows:
+    for thing_id, address in rows:
         thing = by_id[thing_id]
         set_committed_value(thing, "ip_address", str(ipaddress.IPv4Address(address)))
         set_committed_value(thing, "updated_at", now)
         taken[thing_id] = Assignment(address, True)
     if rows:
-        _advance(network_id, pool.id, max(address for _, _, address in rows))
+        _advance(network_id, pool.id, max(address for _, address in rows))
     return taken
