@@ -6,16 +6,14 @@ the backend's database, and read outcomes over HTTP.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import httpx
-import ipaddress
-
 from sqlalchemy import delete, select, update
 
 from simplane.core.ids import new_id
-from simplane.models.base import utcnow
-from simplane.models import IpLease, IpPool, IpProfile, Network, Thing, ThingsGroup
+from simplane.models import IpLease, IpPool, IpProfile, Network, Thing, ThingsGroup, utcnow
 
 # How to reach each state from PROVISIONED through allowed transitions only.
 PATH_TO = {
