@@ -4,7 +4,10 @@ buckets, Accounting-On/Off, the lease clock and retransmissions."""
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from radius_helpers import (
     UdpClient,
@@ -234,3 +237,77 @@ def test_an_accounting_request_with_a_wrong_secret_is_dropped(radius, tenant, ac
         thing["imsi"], "Start", new_session_id()), secret="wrong", timeout=1, retries=1)
     assert run.replies == [], str(run)
     assert sessions_of(tenant.admin, thing["id"]) == []
+
+
+def test_events_of_accounting_and_access_queue_deliveries_for_the_accounts_enabled_webhooks(
+        radius, backend, tenant, other_tenant, active_things):  # type: ignore[no-untyped-def]
+    """A batch reads its account's enabled webhooks with its Things (PostgreSQL) or asks for
+    them (SQLite): either way, each event it raises gets one outbox row per enabled webhook of
+    that account that takes its type, and a webhook made between two batches takes the next."""
+    from simplane.models import WebhookDelivery
+
+    def webhook(client, **body: object) -> str:  # type: ignore[no-untyped-def]
+        response = client.post("/v1/webhooks", json={"url": "https://hooks.example.com/in",
+                                                      **body})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    (thing,) = active_things(1)
+    everything = webhook(tenant.admin)
+    detaching = webhook(tenant.admin, event_types=["thing.detached"])
+    webhook(tenant.admin, enabled=False)
+    webhook(other_tenant.admin)
+    # The first attach with an IMEI records it: thing.imei_changed, raised by the access batch.
+    run = radclient(radius.auth_port, "auth",
+                    access_attributes(thing["imsi"], **{"3GPP-IMEISV": "3569380356438091"}))
+    assert run.reply is not None and run.reply.code == "Access-Accept", str(run)
+    address = run.reply.get("Framed-IP-Address")
+    session_id = new_session_id()
+    account(radius, thing["imsi"], "Start", session_id, **{"Framed-IP-Address": address})
+    later = webhook(tenant.admin, event_types=["thing.detached", "thing.attached"])
+    account(radius, thing["imsi"], "Stop", session_id, **counters(10, 20))
+
+    with backend.database.transaction(read_only=True) as session:
+        queued = sorted((d.webhook_id, d.event_type) for d in session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.account_id.in_(
+                [tenant.account_id, other_tenant.account_id]))))
+    assert queued == sorted([
+        (everything, "thing.imei_changed"), (everything, "thing.attached"),
+        (everything, "thing.detached"), (detaching, "thing.detached"),
+        (later, "thing.detached")])
+
+
+def test_usage_waits_for_an_exclusive_holder_of_the_usage_lock_and_starts_do_not(
+        radius, backend, tenant, active_things):  # type: ignore[no-untyped-def]
+    """A cycle being closed or a usage import holds the usage writers' lock exclusively
+    (PostgreSQL: an advisory lock; SQLite's single writer needs none). Meanwhile a Start is
+    recorded at once, and an Interim-Update's usage waits and then counts."""
+    import threading
+
+    from simplane.billing.closing import CLOSE_LOCK
+    from simplane.core.db import advisory_lock
+
+    if backend.name != "postgresql":
+        pytest.skip("an advisory lock is PostgreSQL's; SQLite serialises every writer")
+    (thing,) = active_things(1)
+    address = attach(radius, thing["imsi"])
+    session_id = new_session_id()
+    replies: list[object] = []
+    with backend.database.transaction() as holder:
+        advisory_lock(holder, CLOSE_LOCK)
+        account(radius, thing["imsi"], "Start", session_id, **{"Framed-IP-Address": address})
+        assert sessions_of(tenant.admin, thing["id"])[0]["status"] == "OPEN"
+        waiting = threading.Thread(target=lambda: replies.append(radclient(
+            radius.acct_port, "acct", accounting_attributes(
+                thing["imsi"], "Interim-Update", session_id, **counters(100, 200)),
+            retries=3, timeout=3)))
+        waiting.start()
+        time.sleep(1.5)
+        assert sessions_of(tenant.admin, thing["id"])[0]["bytes_down"] == 0
+        assert replies == []
+    waiting.join()
+    (run,) = replies
+    assert run.reply is not None and run.reply.code == "Accounting-Response", str(run)
+    assert sessions_of(tenant.admin, thing["id"])[0]["bytes_down"] == 200
+    assert [(d["bytes_up"], d["bytes_down"]) for d in usage(tenant.admin, thing["id"])] == [
+        (100, 200)]

@@ -17,10 +17,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, Result, any_, bindparam, select, union
+from sqlalchemy import ARRAY, Connection, Result, any_, bindparam, func, select, union
 
 from ..core.db import Rows
 from ..models import DataSession, IpLease, IpPool, Thing, ThingsGroup
+from ..webhooks.service import enabled_webhooks_column
 
 _things = Thing.__table__
 _groups = ThingsGroup.__table__
@@ -45,9 +46,18 @@ LEASE_CHANGES = ("expires_at",)
 SESSION_CHANGES = ("status", "last_update_at", "ended_at", "bytes_up", "bytes_down",
                    "terminate_cause")
 
-_thing_select = select(*(_things.c[name] for name in THING_COLUMNS), _groups.c.network_id).join(
-    _groups, (_groups.c.account_id == _things.c.account_id)
-    & (_groups.c.id == _things.c.things_group_id))
+
+
+def _thing_select(postgres: bool):  # type: ignore[no-untyped-def]
+    """A Thing's columns with its Network; on PostgreSQL with its account's enabled webhooks
+    too (`webhooks`), which the events the batch raises need, for no round trip of their own."""
+    columns = [*(_things.c[name] for name in THING_COLUMNS), _groups.c.network_id]
+    if postgres:
+        columns.append(enabled_webhooks_column(_things.c.account_id).label("webhooks"))
+    return select(*columns).join(_groups, (_groups.c.account_id == _things.c.account_id)
+                                 & (_groups.c.id == _things.c.things_group_id))
+
+
 _session_select = select(*(_sessions.c[name] for name in SESSION_COLUMNS))
 
 def _member(column, name: str, postgres: bool):  # type: ignore[no-untyped-def]
@@ -63,6 +73,7 @@ def _member(column, name: str, postgres: bool):  # type: ignore[no-untyped-def]
 @dataclass(frozen=True)
 class _Statements:
     things_of_records: Any
+    things_of_records_locking: Any
     things_by_id: Any
     sessions_of_records: Any
     open_sessions_of_nas: Any
@@ -74,18 +85,23 @@ def _statements_for(postgres: bool) -> _Statements:
     def member(column, name):  # type: ignore[no-untyped-def]
         return _member(column, name, postgres)
 
+    # The Things the records name and those of their known sessions, locked in id order as
+    # every batch locks them (two batches never wait on each other crosswise), with their
+    # Networks. Both session columns as lists, which the unique index answers (a list of pairs
+    # would be read as the NAS's every session); the caller drops the pairs that are not keys.
+    things_of_records = _thing_select(postgres).where(_things.c.id.in_(union(
+        select(_things.c.id).where(member(_things.c.imsi, "imsis")),
+        select(_sessions.c.thing_id).where(member(_sessions.c.nas_address, "nas"),
+                                           member(_sessions.c.acct_session_id, "sids")))
+    )).order_by(_things.c.id).with_for_update(of=_things)
     return _Statements(
-        # The Things the records name and those of their known sessions, locked in id order as
-        # every batch locks them (two batches never wait on each other crosswise), with their
-        # Networks. Both session columns as lists, which the unique index answers (a list of
-        # pairs would be read as the NAS's every session); the caller drops the pairs that are
-        # not keys.
-        things_of_records=_thing_select.where(_things.c.id.in_(union(
-            select(_things.c.id).where(member(_things.c.imsi, "imsis")),
-            select(_sessions.c.thing_id).where(member(_sessions.c.nas_address, "nas"),
-                                               member(_sessions.c.acct_session_id, "sids")))
-        )).order_by(_things.c.id).with_for_update(of=_things),
-        things_by_id=_thing_select.where(member(_things.c.id, "ids"))
+        things_of_records=things_of_records,
+        # The same, taking a shared advisory lock too (PostgreSQL, `core.db.advisory_lock`):
+        # the one usage writers hold, in this statement rather than one of its own.
+        things_of_records_locking=things_of_records.add_columns(
+            func.pg_advisory_xact_lock_shared(func.hashtext(bindparam("lock"))).label("locked"))
+        if postgres else things_of_records,
+        things_by_id=_thing_select(postgres).where(member(_things.c.id, "ids"))
         .order_by(_things.c.id).with_for_update(of=_things),
         sessions_of_records=_session_select.where(
             member(_sessions.c.nas_address, "nas"),
@@ -129,10 +145,18 @@ def _rows(result: Result[Any], tracked: Sequence[str]) -> list[Row]:
 
 
 def things_of_records(connection: Connection, imsis: Collection[str],
-                      keys: Collection[tuple[str, str]]) -> list[Row]:
-    return _rows(connection.execute(_statements(connection).things_of_records, {
-        "imsis": list(imsis), "nas": list({nas for nas, _ in keys}),
-        "sids": list({sid for _, sid in keys})}), THING_CHANGES)
+                      keys: Collection[tuple[str, str]], *,
+                      shared_lock: str | None = None) -> list[Row]:
+    """With `shared_lock` on PostgreSQL, the statement also takes that advisory lock, shared,
+    when it finds a Thing (the rows then say `locked`)."""
+    statements = _statements(connection)
+    parameters = {"imsis": list(imsis), "nas": list({nas for nas, _ in keys}),
+                  "sids": list({sid for _, sid in keys})}
+    if shared_lock is None:
+        return _rows(connection.execute(statements.things_of_records, parameters),
+                     THING_CHANGES)
+    return _rows(connection.execute(statements.things_of_records_locking,
+                                    {**parameters, "lock": shared_lock}), THING_CHANGES)
 
 
 def things_by_id(connection: Connection, ids: Collection[str]) -> list[Row]:

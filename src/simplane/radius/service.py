@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..core.config import Settings
-from ..core.db import Rows, advisory_lock, upsert, write_rows
+from ..core.db import Rows, advisory_lock, is_postgres, upsert, write_rows
 from ..core.ids import new_id
 from ..events import service as events
 from ..models import (
@@ -31,6 +31,7 @@ from ..models import (
     utcnow,
 )
 from ..networks import leases
+from ..webhooks.service import enabled_webhooks_column, remember_subscribers
 from . import repository
 from .attributes import RAT_LABELS, RAT_NAMES, SERVED_MCC, AccessRequest, AccountingRequest, imei_of
 from .repository import Row
@@ -149,9 +150,14 @@ def _authorize_many(session: Session, settings: Settings,
     things: dict[str, Thing] = {}
     networks: dict[str, str] = {}
     if imsis:
-        for thing, network_id in session.execute(_THINGS_OF_IMSIS, {"imsis": list(imsis)}):
+        postgres = is_postgres(session)
+        for thing, network_id, *subscribed in session.execute(
+                _THINGS_OF_IMSIS_WITH_WEBHOOKS if postgres else _THINGS_OF_IMSIS,
+                {"imsis": list(imsis)}):
             things[thing.imsi] = thing
             networks[thing.things_group_id] = network_id
+            if subscribed:
+                remember_subscribers(session, thing.account_id, subscribed[0])
     imeis = {thing.id: thing.imei for thing in things.values()}
     decisions: list[Decision | None] = []
     admitted: list[tuple[int, Thing]] = []
@@ -192,6 +198,10 @@ _THINGS_OF_IMSIS = (
           & (ThingsGroup.id == Thing.things_group_id))
     .where(Thing.imsi.in_(bindparam("imsis", expanding=True)))
     .order_by(Thing.id).with_for_update(of=Thing))
+# On PostgreSQL with the account's enabled webhooks: the events the batch raises (a new IMEI,
+# an exhausted pool) need no query of their own for their outbox rows.
+_THINGS_OF_IMSIS_WITH_WEBHOOKS = _THINGS_OF_IMSIS.add_columns(
+    enabled_webhooks_column(Thing.account_id))
 
 
 def _write_imeis(session: Session, things: Sequence[Thing]) -> None:
@@ -320,8 +330,17 @@ class _Batch:
         # The Things' rows first, then their sessions': the order of the API's changes (a
         # PATCH locks the Thing, then marks its sessions for disconnection), so that the two
         # never deadlock on PostgreSQL. The Things are those the records name and those of
-        # their known sessions.
-        self._add_things(repository.things_of_records(self.connection, imsis, keys))
+        # their known sessions. A batch that may count usage takes the usage writers' shared
+        # lock in the same statement (`_DailyUsage`); one of Starts only does not, so that a
+        # usage import, which holds it exclusively for minutes, never holds up attaches.
+        from ..billing.closing import CLOSE_LOCK
+
+        counts = any(r.status_type in (INTERIM, STOP) for r in requests)
+        things = repository.things_of_records(
+            self.connection, imsis, keys, shared_lock=CLOSE_LOCK if counts else None)
+        self._add_things(things)
+        # The statement takes the lock with its first row (SQLite needs none).
+        self.usage.locked = counts and bool(things) and is_postgres(session)
         # Read locked, after the Things: another copy of a Start (a retransmission with a new
         # Acct-Delay-Time) may have opened its session while this one waited for the Thing.
         self.sessions = {(r.nas_address, r.acct_session_id): r
@@ -335,6 +354,9 @@ class _Batch:
         for thing in things:
             self.things_by_id[thing.id] = thing
             self.things_by_imsi[thing.imsi] = thing
+            subscribed = getattr(thing, "webhooks", None)  # read with the Thing on PostgreSQL
+            if subscribed is not None:
+                remember_subscribers(self.session, thing.account_id, subscribed)
 
     def thing(self, thing_id: str) -> Row:
         if thing_id not in self.things_by_id:
