@@ -56,9 +56,11 @@ def is_closed(session: Session, account_id: str, period: str) -> bool:
     return session.scalar(_CLOSED_CYCLE, {"account": account_id, "period": period}) is not None
 
 
-# Built once: every RADIUS accounting batch that carries usage asks.
-_CLOSED_CYCLE = select(BillingCycle.id).where(BillingCycle.account_id == bindparam("account"),
-                                               BillingCycle.period == bindparam("period"))
+# Built once, over the table's columns (no ORM entity to process): every RADIUS accounting
+# batch that carries usage asks.
+_cycles = BillingCycle.__table__
+_CLOSED_CYCLE = select(_cycles.c.id).where(_cycles.c.account_id == bindparam("account"),
+                                           _cycles.c.period == bindparam("period"))
 
 
 def _line_out(line: rating.Line | BillingLine) -> LineOut:
