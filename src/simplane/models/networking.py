@@ -36,7 +36,9 @@ class IpLease(Base):
     )
 
     id: Mapped[str] = id_column()
-    account_id: Mapped[str] = account_column()
+    # No index on the account alone (migration 0015): leases are read by Network, pool or
+    # Thing, and every Stop rewrites a lease's row (its expiry), one entry in each index.
+    account_id: Mapped[str] = account_column(indexed=False)
     network_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("networks.id", ondelete="CASCADE"))
     pool_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("ip_pools.id"))
     thing_id: Mapped[str] = mapped_column(IdColumn, ForeignKey("things.id", ondelete="CASCADE"),
