@@ -23,7 +23,7 @@ from starlette.routing import Match
 from . import __version__
 from .core.config import Settings, get_settings
 from .core.db import Database
-from .core.deps import unverified_caller
+from .core.deps import RequestSlots, unverified_caller
 from .core.errors import AppError, FieldError, validation_error
 from .core.http import check_request, document_conventions, documented_query_parameters
 from .core.logging import configure_logging
@@ -215,6 +215,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.request_slots = RequestSlots(min(settings.request_concurrency, database.pool_size))
     app.state.token_signer = signer
 
     _install_error_handlers(app)

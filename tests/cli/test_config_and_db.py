@@ -13,6 +13,7 @@ from cli_helpers import SIMPLANE, inherited_env, one_line_error
     ("SIMPLANE_RATE_LIMIT_BURST", "lots"),
     ("SIMPLANE_ACCOUNT_IP_SPACE", "10.64.0.1/10"),
     ("SIMPLANE_TOKEN_TTL_SECONDS", "5"),
+    ("SIMPLANE_REQUEST_CONCURRENCY", "0"),
     ("SIMPLANE_DATABASE_URL", "mysql://localhost/simplane"),
 ])
 def test_a_bad_setting_is_one_line_naming_it(cli, name, value):  # type: ignore[no-untyped-def]

@@ -6,9 +6,7 @@ commits once at the end.
 
 from __future__ import annotations
 
-import asyncio
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -42,9 +40,9 @@ def is_postgres(bind: Engine | Session) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-# Connections kept open per process. Requests take at most this many at once (see
-# `Database.request_slot`); the overflow serves the background workers and the middleware's
-# own short transactions. Beyond the pool a connection is opened for one use and closed after
+# Connections kept open per process. Requests take a few of them at once (`core.deps.
+# RequestSlots`); the rest serve the background workers and the middleware's own short
+# transactions. Beyond the pool a connection is opened for one use and closed after
 # it (on PostgreSQL a new backend process each time).
 POOL_SIZE = 10
 MAX_OVERFLOW = 20
@@ -131,22 +129,9 @@ class Database:
         self.url = url
         self.pool_size = pool_size
         self.engine = create_db_engine(url, pool_size=pool_size, max_overflow=max_overflow)
-        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary())
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         read_engine = self.engine.execution_options(sqlite_read_only=True)
         self._read_sessions = sessionmaker(read_engine, expire_on_commit=False, autoflush=True)
-
-    def request_slot(self) -> asyncio.Semaphore:
-        """What a request holds while it has a session: one of `pool_size` per event loop (a
-        serving process has one). A request holds its connection from its first query to its
-        commit, across trips to the thread pool; past the pool, requests wait here, on the
-        event loop, instead of each opening and closing a connection of its own."""
-        loop = asyncio.get_running_loop()
-        slots = self._slots.get(loop)
-        if slots is None:
-            slots = self._slots[loop] = asyncio.Semaphore(self.pool_size)
-        return slots
 
     @property
     def is_postgres(self) -> bool:
