@@ -149,6 +149,17 @@ def _install_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _gather_sqlite_statistics(database: Database) -> None:
+    """SQLite plans from statistics only once ANALYZE has gathered them, and nothing gathers
+    them by itself. Without them it read a Thing's tags through (account_id, tag), every tag
+    of the account (10 ms for 100,000 tagged Things), instead of the key (thing_id, tag)
+    (0.005 ms). Sampled (`analysis_limit`): a few milliseconds whatever the size."""
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA analysis_limit = 1000")
+        connection.exec_driver_sql("ANALYZE")
+        connection.commit()
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
@@ -160,6 +171,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         # Every request checks its query against the OpenAPI document: build it before the
         # first request rather than during it.
         await anyio.to_thread.run_sync(documented_query_parameters, app)
+        if not database.is_postgres:
+            await anyio.to_thread.run_sync(_gather_sqlite_statistics, database)
         # The southbound side runs beside the API in every `serve` process.
         radius = worker = None
         if settings.radius_enabled:

@@ -35,6 +35,9 @@ class Thing(Base):
     __table_args__ = (
         Index("ix_things_account_id_state", "account_id", "state"),
         Index("ix_things_account_id_imei", "account_id", "imei"),
+        # The list's order within an account (migration 0016): its first page reads `limit`
+        # rows whatever other accounts hold.
+        Index("ix_things_account_id_id", "account_id", "id"),
         # No index on ip_address: every attach writes it, and an index on it turns that
         # update from HOT into a new entry in every index. Things are looked up by address
         # through their lease (things.repository._showing; migration 0013).
