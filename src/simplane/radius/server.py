@@ -48,10 +48,15 @@ log = logging.getLogger("simplane.radius")
 
 DUPLICATE_WINDOW_SECONDS = 30.0
 DUPLICATE_CACHE_SIZE = 50_000
-# Requests decided in one transaction at most; and worker threads per kind: while one waits
-# for its commit, another gathers and decides the next batch.
+# Requests decided in one transaction at most; and worker threads per kind. One: while it
+# decides a batch the next one gathers, so batches grow with the load and their fixed costs
+# (statements, planning, the commit) spread over more requests, and no second thread
+# contends for the interpreter. Against two, on 20,000 SIMs with 64 requests outstanding
+# and 2 processes: Access-Requests ~2,600 -> ~3,100 a second, accounting Starts, Interims
+# and Stops each 15-20 % more, with less CPU per request in both serve and PostgreSQL. More
+# processes (`serve --workers`) are the way to more parallel batches.
 MAX_BATCH = 64
-WORKERS_PER_KIND = 2
+WORKERS_PER_KIND = 1
 
 
 class _ReplyCache:
