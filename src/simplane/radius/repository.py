@@ -47,7 +47,6 @@ SESSION_CHANGES = ("status", "last_update_at", "ended_at", "bytes_up", "bytes_do
                    "terminate_cause")
 
 
-
 def _thing_select(postgres: bool):  # type: ignore[no-untyped-def]
     """A Thing's columns with its Network; on PostgreSQL with its account's enabled webhooks
     too (`webhooks`), which the events the batch raises need, for no round trip of their own."""
