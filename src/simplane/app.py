@@ -158,6 +158,9 @@ def _gather_sqlite_statistics(database: Database) -> None:
         connection.exec_driver_sql("PRAGMA analysis_limit = 1000")
         connection.exec_driver_sql("ANALYZE")
         connection.commit()
+    # A connection reads the statistics when it opens and keeps them: the pooled ones opened
+    # before (the start's migrations) are replaced.
+    database.engine.dispose()
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
