@@ -34,7 +34,7 @@ class RequestSlots:
     plus the threads' contention for the interpreter, and each waited for all the others. With
     2 slots instead of 10 (the connection pool's size, before), a served single-Thing read on
     PostgreSQL (2 processes, 32 connections) went from ~850 to ~1,130 requests/s and its p99
-    from ~150 to ~45 ms, with a fifth less CPU per request; a page of 100 Things from ~470 to
+    from ~150 to ~45–55 ms, with a fifth less CPU per request; a page of 100 Things from ~470 to
     ~550 requests/s. A long request (a report) keeps one slot and the rest go on through the
     other."""
 
