@@ -13,7 +13,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ..core import crypto
@@ -106,8 +106,6 @@ def enabled_webhooks_column(account_id):  # type: ignore[no-untyped-def]
     """A column for a query that reads rows carrying `account_id` (PostgreSQL): the account's
     enabled webhooks, as `remember_subscribers` takes them. A RADIUS batch reads them with its
     Things, so the events it raises cost no query of their own for their outbox rows."""
-    from sqlalchemy import func
-
     return func.array(select(_webhooks.c.id + " " + _webhooks.c.event_types).where(
         _webhooks.c.account_id == account_id, _webhooks.c.enabled.is_(True))
         .order_by(_webhooks.c.id).scalar_subquery())
@@ -115,9 +113,11 @@ def enabled_webhooks_column(account_id):  # type: ignore[no-untyped-def]
 
 def remember_subscribers(session: Session, account_id: str, webhooks: list[str]) -> None:
     """What `enabled_webhooks_column` read for the account, read in this transaction: the
-    session's `subscribers` answers from it."""
-    session.info.setdefault(_SUBSCRIBERS, {})[account_id] = [
-        tuple(entry.split(" ", 1)) for entry in webhooks]
+    session's `subscribers` answers from it. Every row of the account carries the same list;
+    the first one read is kept, as `subscribers` keeps its own first answer."""
+    cache = session.info.setdefault(_SUBSCRIBERS, {})
+    if account_id not in cache:
+        cache[account_id] = [tuple(entry.split(" ", 1)) for entry in webhooks]
 
 
 def subscribers(session: Session, account_id: str, event_type: str) -> list[str]:
