@@ -8,13 +8,14 @@ for the single-Thing read, walks over every Thing id.
 
 The baseline, in the same run, on the same database and under the same uvicorn with the same
 number of worker processes, is `bench/_bare_api.py`: a plain ASGI callable that runs the SQL the
-product issues for each request (captured from the product here, with an engine event, and
-checked to be the whole conversation) and answers byte-identical bodies, ETag and Link headers.
+product issues for each request (captured from the product here, with an engine event and
+the DEBUG log of `simplane.reads`, and checked to be the whole conversation) and answers byte-identical bodies, ETag and Link headers.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -177,9 +178,18 @@ def _capture_statements(database: Database, settings, tenant: Tenant,  # type: i
     def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
         seen.append((statement, parameters))
 
+    class RecordReads(logging.Handler):
+        # What the reads of `core.reads` run, by the driver itself, past the engine's events.
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.sql, record.parameters))  # type: ignore[attr-defined]
+
     captured: dict[str, list[dict[str, Any]]] = {}
     thing_id = ids[len(ids) // 2]
     event.listen(database.engine, "before_cursor_execute", record)
+    reads_log = logging.getLogger("simplane.reads")
+    handler, level = RecordReads(), reads_log.level
+    reads_log.addHandler(handler)
+    reads_log.setLevel(logging.DEBUG)
     try:
         client = TestClient(app)
         for name, path in (("get_thing", f"/v1/things/{thing_id}"),
@@ -201,6 +211,8 @@ def _capture_statements(database: Database, settings, tenant: Tenant,  # type: i
                               for i, (s, p) in enumerate(queries)]
     finally:
         event.remove(database.engine, "before_cursor_execute", record)
+        reads_log.removeHandler(handler)
+        reads_log.setLevel(level)
     return captured
 
 

@@ -27,6 +27,7 @@ from .core.deps import RequestSlots, unverified_caller
 from .core.errors import AppError, FieldError, validation_error
 from .core.http import check_request, document_conventions, documented_query_parameters
 from .core.logging import configure_logging
+from .core.reads import Reads
 from .core.middleware import (
     AuditMiddleware,
     ErrorMiddleware,
@@ -218,6 +219,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 worker.stop()
             if radius is not None:
                 await radius.stop()
+            await app.state.reads.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -232,6 +234,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.request_slots = RequestSlots(min(settings.request_concurrency, database.pool_size))
+    app.state.reads = Reads(database, connections=app.state.request_slots.slots)
     app.state.token_signer = signer
 
     _install_error_handlers(app)

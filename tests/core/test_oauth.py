@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import time
 
 import httpx
 import pytest
@@ -112,6 +113,17 @@ def test_expired_token_is_refused(shared_tenant, clients):
     unauthorized(clients(shared_tenant.base_url, expired).get("/v1/me"))
     fresh = signer(shared_tenant).issue(shared_tenant.client_id, shared_tenant.account_id, 60)
     assert clients(shared_tenant.base_url, fresh).get("/v1/me").status_code == 200
+
+
+def test_a_token_accepted_before_is_refused_once_it_expires(shared_tenant, clients):
+    # The server remembers the tokens it verified: it must still check their expiry each time.
+    token = signer(shared_tenant).issue(shared_tenant.client_id, shared_tenant.account_id, 2)
+    client = clients(shared_tenant.base_url, token)
+    assert client.get("/v1/me").status_code == 200
+    body = token.split(".")[0]
+    expires_at = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["exp"]
+    time.sleep(max(0.0, expires_at - time.time()) + 0.05)
+    unauthorized(client.get("/v1/me"))
 
 
 def test_tampered_token_is_refused(shared_tenant, other_tenant, clients):

@@ -265,6 +265,7 @@ def test_503_when_the_database_is_unavailable(backend, tmp_path, serve, clients,
     client = clients(base_url, token)
 
     for response in (client.get("/v1/me"), client.get("/v1/things"),
+                     client.get("/v1/things/thg_038GRB1BGTTS8SJC9Q1NGK939G6FF"),
                      client.post("/v1/things-groups", json={"name": "x"}),
                      client.post("/v1/things-groups", json={"name": "x"},
                                  headers={"Idempotency-Key": "k-503"}),

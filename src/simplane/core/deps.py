@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, Request
@@ -15,12 +15,17 @@ from sqlalchemy.orm import Session
 from ..models import Credential, User
 from .auth import Principal, Role, allows
 from .db import Database
+from .reads import Reads, ReadTransaction
 from .errors import forbidden, unauthorized
 from .security import TokenClaims, TokenSigner
 
 
 def get_database(request: Request) -> Database:
     return request.app.state.database
+
+
+def reads_of(request: Request) -> Reads:
+    return request.app.state.reads
 
 
 class RequestSlots:
@@ -125,13 +130,19 @@ def _caller(request: Request, session: Session, claims: TokenClaims) -> Principa
     """The token's credential and user, as they are now in the database."""
     row = session.execute(_CALLER, {"client_id": claims.client_id,
                                     "account_id": claims.account_id}).first()
+    return _principal_of(request, claims, row)
+
+
+def _principal_of(request: Request, claims: TokenClaims, row: Sequence[Any] | None) -> Principal:
+    """The caller of a row of `_CALLER`, if its credential and user still let it in."""
     if row is None:
         raise unauthorized("the bearer token's credential has been revoked")
-    if row.status != "ACTIVE":
+    user_id, role, status, account_id, tokens_valid_after = row
+    if status != "ACTIVE":
         raise unauthorized("the bearer token's user is disabled")
-    if row.tokens_valid_after is not None and claims.issued_at <= row.tokens_valid_after.timestamp():
+    if tokens_valid_after is not None and claims.issued_at <= tokens_valid_after.timestamp():
         raise unauthorized("the bearer token was issued before its user was disabled")
-    principal = Principal(row.account_id, row.id, Role(row.role), claims.client_id)
+    principal = Principal(account_id, user_id, Role(role), claims.client_id)
     request.state.principal = principal
     return principal
 
@@ -170,6 +181,14 @@ class Caller:
 
     def verify(self, session: Session) -> Principal:
         principal = _require(_caller(self.request, session, self.claims), self.permission)
+        self.request.state.unverified_caller = None
+        return principal
+
+    async def verify_read(self, read: ReadTransaction) -> Principal:
+        """`verify` in a read of `core.reads`, on the event loop."""
+        row = await read.first(_CALLER, {"client_id": self.claims.client_id,
+                                         "account_id": self.claims.account_id})
+        principal = _require(_principal_of(self.request, self.claims, row), self.permission)
         self.request.state.unverified_caller = None
         return principal
 

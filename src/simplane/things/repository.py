@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from ..core.db import is_postgres
+from ..core.reads import ReadTransaction
 from ..models import (
     DataSession,
     ImeiObservation,
@@ -57,6 +58,10 @@ _TAGS = (select(_tags.c.thing_id, _tags.c.tag)
          .where(_tags.c.account_id == bindparam("account_id"),
                 _tags.c.thing_id.in_(bindparam("thing_ids", expanding=True)))
          .order_by(_tags.c.thing_id, _tags.c.tag))
+_TAGS_OF_THING = (select(_tags.c.thing_id, _tags.c.tag)
+                  .where(_tags.c.account_id == bindparam("account_id"),
+                         _tags.c.thing_id == bindparam("thing_id"))
+                  .order_by(_tags.c.tag))
 # PostgreSQL: the ids as one array parameter. An expanding IN renders a new statement text
 # per request (a placeholder per id, for a page of 100 as much work as the rest of the read)
 # and psycopg parses it afresh each time; `= ANY(array)` is one text, prepared once.
@@ -74,9 +79,15 @@ def get_thing(session: Session, account_id: str, thing_id: str, *,
     return session.scalar(statement)
 
 
-def thing_row(session: Session, account_id: str, thing_id: str) -> Row[Any] | None:
+async def thing_row(read: ReadTransaction, account_id: str,
+                    thing_id: str) -> tuple[Any, ...] | None:
     """A Thing's `THING_COLUMNS`, read only (for a change, `get_thing`)."""
-    return session.execute(_THING_ROW, {"account_id": account_id, "thing_id": thing_id}).first()
+    return await read.first(_THING_ROW, {"account_id": account_id, "thing_id": thing_id})
+
+
+async def tags_of_thing(read: ReadTransaction, account_id: str, thing_id: str) -> list[str]:
+    rows = await read.all(_TAGS_OF_THING, {"account_id": account_id, "thing_id": thing_id})
+    return [tag for _, tag in rows]
 
 
 def tags_of(session: Session, account_id: str, thing_ids: Sequence[str]) -> dict[str, list[str]]:

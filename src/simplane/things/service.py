@@ -17,6 +17,7 @@ from ..core.auth import Principal
 from ..core.errors import AppError, FieldError, bad_field, not_found, precondition, unknown_reference, validation_error
 from ..core.ids import new_id
 from ..core.paging import Page
+from ..core.reads import ReadTransaction
 from ..events import service as events
 from ..radius.disconnect import request_disconnect
 from ..models import Thing, ThingsGroup, ThingStateChange, ThingTag, utcnow
@@ -90,13 +91,12 @@ def thing_document(row: Row[Any], tags: list[str]) -> dict[str, Any]:
 # bytes are the models' own serialisation (same serialiser, same field order), which the
 # ETags compared by PATCH's If-Match rely on; tests hold the two equal.
 
-def read_thing_json(session: Session, account_id: str, thing_id: str) -> bytes:
-    """One Thing's representation as JSON, read without loading it into the session."""
-    row = repository.thing_row(session, account_id, thing_id)
+async def read_thing_json(read: ReadTransaction, account_id: str, thing_id: str) -> bytes:
+    """One Thing's representation as JSON, read on the event loop (`core.reads`)."""
+    row = await repository.thing_row(read, account_id, thing_id)
     if row is None:
         raise not_found("thing", thing_id)
-    tags = repository.tags_of(session, account_id, [row.id])
-    return to_json(thing_document(row, tags[row.id]))
+    return to_json(thing_document(row, await repository.tags_of_thing(read, account_id, thing_id)))
 
 
 def read_list_json(session: Session, account_id: str, page: Page[Row[Any]]) -> bytes:

@@ -1,0 +1,43 @@
+"""The JSON log line: one object per event, with the record's extra fields."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+from simplane.core.logging import JsonFormatter
+
+
+def _line(**extra: object) -> dict:
+    record = logging.LogRecord("simplane.http", logging.INFO, __file__, 1, "request %s", ("x",),
+                               None)
+    record.__dict__.update(extra)
+    return json.loads(JsonFormatter().format(record))
+
+
+def test_a_line_carries_time_level_logger_message_and_extras():
+    line = _line(request_id="req_1", status=200, duration_ms=1.25,
+                 at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert line["level"] == "info" and line["logger"] == "simplane.http"
+    assert line["message"] == "request x"
+    assert line["time"].endswith("Z") and datetime.fromisoformat(line["time"][:-1])
+    assert (line["request_id"], line["status"], line["duration_ms"]) == ("req_1", 200, 1.25)
+    assert line["at"].startswith("2026-01-02")
+
+
+def test_values_json_cannot_hold_natively_are_written_as_text():
+    line = _line(big=2**70, keyed={1: "a"}, thing=object())
+    assert line["big"] == 2**70 and line["keyed"] == {"1": "a"}
+    assert line["thing"].startswith("<object object")
+
+
+def test_an_exception_is_written_with_its_traceback():
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("simplane", logging.ERROR, __file__, 1, "failed", (),
+                                   sys.exc_info())
+    line = json.loads(JsonFormatter().format(record))
+    assert "ValueError: boom" in line["exception"]

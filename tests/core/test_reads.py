@@ -1,0 +1,123 @@
+"""`core.reads`: a read's statements run by the driver on the event loop answer what a
+session answers, recover from a dropped connection, and log what they run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from sqlalchemy import bindparam, func, select, text
+from sqlalchemy.exc import OperationalError
+
+from simplane.core.db import Database
+from simplane.core.reads import Reads
+from simplane.models import Thing
+from simplane.things import repository
+
+_things = Thing.__table__
+_BY_IDS = select(_things.c.id).where(_things.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def test_rows_are_what_the_session_reads(tenant, backend):  # type: ignore[no-untyped-def]
+    thing = tenant.things(1)[0]
+    patched = tenant.admin.patch(f"/v1/things/{thing['id']}", json={"tags": ["fleet-2", "fleet-1"]})
+    assert patched.status_code == 200, patched.text
+    values = {"account_id": tenant.account_id, "thing_id": thing["id"]}
+    with backend.database.transaction(read_only=True) as session:
+        expected = tuple(session.execute(repository._THING_ROW, values).one())
+        expected_tags = [tag for _, tag in session.execute(repository._TAGS_OF_THING, values)]
+    reads = Reads(backend.database, connections=1)
+
+    async def read() -> tuple:
+        try:
+            async with reads.transaction() as transaction:
+                return (await transaction.first(repository._THING_ROW, values),
+                        await repository.tags_of_thing(transaction, tenant.account_id,
+                                                       thing["id"]))
+        finally:
+            await reads.close()
+
+    row, tags = asyncio.run(read())
+    assert row == expected and tags == expected_tags == ["fleet-1", "fleet-2"]
+    created_at = row[[c.name for c in repository.THING_COLUMNS].index("created_at")]
+    assert created_at.tzinfo is not None  # SQLite's text turned into an aware datetime
+
+
+def test_a_statement_that_renders_per_call_is_refused(backend):  # type: ignore[no-untyped-def]
+    reads = Reads(backend.database, connections=1)
+    with pytest.raises(ValueError, match="expanding"):
+        reads.compiled(_BY_IDS)
+
+
+def test_the_statements_are_logged_at_debug(tenant, backend):  # type: ignore[no-untyped-def]
+    reads = Reads(backend.database, connections=1)
+    values = {"account_id": tenant.account_id, "thing_id": "thg_none"}
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    async def read() -> None:
+        try:
+            async with reads.transaction() as transaction:
+                assert await transaction.first(repository._THING_ROW, values) is None
+        finally:
+            await reads.close()
+
+    logger, handler = logging.getLogger("simplane.reads"), Keep()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        asyncio.run(read())
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    [record] = records
+    parameters = record.parameters  # type: ignore[attr-defined]
+    assert record.sql == reads.compiled(repository._THING_ROW).sql  # type: ignore[attr-defined]
+    assert tenant.account_id in (parameters.values() if isinstance(parameters, dict)
+                                 else parameters)
+
+
+def test_a_dropped_connection_fails_one_read_and_is_replaced(backend):  # type: ignore[no-untyped-def]
+    if backend.name != "postgresql":
+        pytest.skip("an in-process SQLite database has no server to drop the connection")
+    reads = Reads(backend.database, connections=1)
+    pid_of_session = select(func.pg_backend_pid())
+
+    async def scenario() -> tuple[int, int]:
+        try:
+            async with reads.transaction() as transaction:
+                [first] = await transaction.first(pid_of_session, {})
+            with backend.database.engine.begin() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            with pytest.raises(OperationalError):
+                async with reads.transaction() as transaction:
+                    await transaction.first(pid_of_session, {})
+            async with reads.transaction() as transaction:
+                [second] = await transaction.first(pid_of_session, {})
+            return first, second
+        finally:
+            await reads.close()
+
+    first, second = asyncio.run(scenario())
+    assert first != second
+
+
+def test_reads_of_a_missing_database_answer_operational_error(tmp_path):  # type: ignore[no-untyped-def]
+    (tmp_path / "a-directory.db").mkdir()
+    database = Database(f"sqlite:///{tmp_path}/a-directory.db")
+    reads = Reads(database, connections=1)
+
+    async def read() -> None:
+        async with reads.transaction() as transaction:
+            await transaction.first(repository._THING_ROW, {"account_id": "a", "thing_id": "t"})
+
+    try:
+        with pytest.raises(OperationalError):
+            asyncio.run(read())
+    finally:
+        database.dispose()
