@@ -226,6 +226,9 @@ def _roles(statement: str, parameters: Any, known: dict[str, Any],
         role = next((r for r, v in known.items() if v == value and r != "thing_id"), None)
         if isinstance(value, list) and value and value == rows[:len(value)]:
             role = f"row_ids:{len(value)}"  # one array of ids (PostgreSQL's = ANY(...))
+        elif isinstance(value, str) and value.startswith("[") and rows and (
+                json.loads(value) == rows[:len(json.loads(value))]):
+            role = f"row_ids_json:{len(json.loads(value))}"  # the same as JSON (SQLite's)
         elif isinstance(value, list):
             role = "literal:" + json.dumps(value)
         elif value in rows:

@@ -121,3 +121,36 @@ def test_reads_of_a_missing_database_answer_operational_error(tmp_path):  # type
             asyncio.run(read())
     finally:
         database.dispose()
+
+
+def test_reads_beyond_the_connections_wait_in_turn_and_a_cancelled_one_gives_way(backend):  # type: ignore[no-untyped-def]
+    if backend.name != "postgresql":
+        pytest.skip("SQLite reads run one at a time on the loop; they never wait for a connection")
+    reads = Reads(backend.database, connections=1)
+    sleep_then_pid = select(func.pg_backend_pid()).where(func.pg_sleep(0.05).is_not(None))
+    order: list[int] = []
+
+    async def read(n: int) -> int:
+        async with reads.transaction() as transaction:
+            [pid] = await transaction.first(sleep_then_pid, {})
+        order.append(n)
+        return pid  # type: ignore[no-any-return]
+
+    async def scenario() -> tuple[set[int], int]:
+        try:
+            first = asyncio.create_task(read(0))
+            await asyncio.sleep(0.01)  # it holds the only connection
+            waiting = [asyncio.create_task(read(n)) for n in range(1, 6)]
+            await asyncio.sleep(0.01)
+            waiting[0].cancel()  # gives up its turn before the connection comes back
+            pids = {await first, *[await task for task in waiting[1:]]}
+            with pytest.raises(asyncio.CancelledError):
+                await waiting[0]
+            last = await asyncio.wait_for(read(6), timeout=5)
+            return pids, last
+        finally:
+            await reads.close()
+
+    pids, last = asyncio.run(scenario())
+    assert order == [0, 2, 3, 4, 5, 6]  # in the order they asked
+    assert pids == {last}  # one connection served them all

@@ -57,6 +57,9 @@ def test_a_page_and_its_tags_are_read_by_key_once_serve_has_started(backend, tmp
                 tags = _plan(connection, repository._TAGS,
                              {"account_id": account_id, "thing_ids": [thing_id]})
                 assert "USING INDEX sqlite_autoindex_thing_tags_1 (thing_id=?)" in tags, tags
+                tags = _plan(connection, repository._TAGS_SQLITE,
+                             {"account_id": account_id, "thing_ids": f'["{thing_id}"]'})
+                assert "USING INDEX sqlite_autoindex_thing_tags_1 (thing_id=?)" in tags, tags
                 tags = _plan(connection, repository._TAGS_OF_THING,
                              {"account_id": account_id, "thing_id": thing_id})
                 assert "USING INDEX sqlite_autoindex_thing_tags_1 (thing_id=?)" in tags, tags

@@ -79,13 +79,6 @@ async def _finish(session: Session, *, commit: bool) -> None:
         session.close()
 
 
-def end_read(session: Session) -> None:
-    """End a read's unit of work in the route's own thread, once it has read everything: the
-    session dependency then has nothing left to do but close, on the event loop, which saves
-    the request a trip to the thread pool (and its connection the wait for that trip)."""
-    _end(session, commit=True)
-
-
 def _end(session: Session, commit: bool) -> None:
     try:
         if commit:
@@ -170,22 +163,16 @@ def authorize(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
 
 class Caller:
     """A caller whose token checked out and whose credential, user and role the route checks
-    itself (`verify`), first thing in its own thread: a read then makes one trip to the thread
-    pool instead of two (one for the caller, one for the route), with the same SQL in the same
-    transaction and the same answers as `authorize`."""
+    itself, first thing in its own read (`verify_read`, on the event loop, `core.reads`): the
+    same SQL as `authorize`'s, in the same transaction as the rest of the read, and the same
+    answers, without a session of its own."""
 
     def __init__(self, request: Request, claims: TokenClaims, permission: str) -> None:
         self.request = request
         self.claims = claims
         self.permission = permission
 
-    def verify(self, session: Session) -> Principal:
-        principal = _require(_caller(self.request, session, self.claims), self.permission)
-        self.request.state.unverified_caller = None
-        return principal
-
     async def verify_read(self, read: ReadTransaction) -> Principal:
-        """`verify` in a read of `core.reads`, on the event loop."""
         row = await read.first(_CALLER, {"client_id": self.claims.client_id,
                                          "account_id": self.claims.account_id})
         principal = _require(_principal_of(self.request, self.claims, row), self.permission)
@@ -193,19 +180,20 @@ class Caller:
         return principal
 
     def verify_alone(self) -> None:
+        """The check, for a request refused before its route ran (in a thread)."""
         database: Database = self.request.app.state.database
         with database.transaction(read_only=True) as session:
-            self.verify(session)
+            _require(_caller(self.request, session, self.claims), self.permission)
 
 
 def unverified_caller(request: Request) -> Caller | None:
-    """The caller of a route that failed validation before it could run `Caller.verify`.
+    """The caller of a route that failed validation before it could run `Caller.verify_read`.
     `authorize` answers 401/403 before a query parameter's 400: so must such a route."""
     return getattr(request.state, "unverified_caller", None)
 
 
 def authorize_in_route(permission: str) -> Callable[[Request], Awaitable[Caller]]:
-    """`authorize` for a sync route that calls `Caller.verify(session)` before anything else."""
+    """`authorize` for a route that calls `Caller.verify_read` before anything else."""
 
     async def check(request: Request) -> Caller:
         caller = Caller(request, _claims(request), permission)

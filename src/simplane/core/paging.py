@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select
@@ -53,12 +54,12 @@ def paginate(
         statement = statement.where(key > decode_cursor(cursor))
     statement = statement.order_by(key).limit(limit + 1)
     found = session.scalars(statement).all()
-    return page_of(found, limit, key.key)
+    return page_of(found, limit, attrgetter(key.key))
 
 
-def page_of(found: Sequence[T], limit: int, key: str) -> Page[T]:
+def page_of(found: Sequence[T], limit: int, key: Callable[[T], str]) -> Page[T]:
     """The page of a keyset read that fetched up to `limit + 1` items in `key` order (after
     the cursor's key): an item past the limit only says that more follow."""
     if len(found) > limit:
-        return Page(found[:limit], encode_cursor(getattr(found[limit - 1], key)))
+        return Page(found[:limit], encode_cursor(key(found[limit - 1])))
     return Page(found, None)

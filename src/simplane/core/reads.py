@@ -30,6 +30,7 @@ import logging
 import sqlite3
 import time
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -49,8 +50,11 @@ class _Compiled:
     positions: tuple[str, ...] | None  # the names in placeholder order, for a `?` dialect
     bind: dict[str, Callable[[Any], Any]]
     results: tuple[Callable[[Any], Any] | None, ...]
+    fixed: dict[str, Any]  # the values the statement carries (SQLite's OFFSET 0 of a LIMIT)
 
     def parameters(self, values: dict[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
+        if self.fixed:
+            values = {**self.fixed, **values}
         if self.bind:
             values = {name: self.bind[name](value) if name in self.bind else value
                       for name, value in values.items()}
@@ -74,9 +78,11 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
             bind[name] = processor
     results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
                     for column in statement.selected_columns)
+    fixed = {name: value for name, value in compiled.construct_params(_check=False).items()
+             if value is not None}
     positional = dialect.paramstyle in ("qmark", "numeric")
     return _Compiled(compiled.string, tuple(compiled.positiontup or ()) if positional else None,
-                     bind, results)
+                     bind, results, fixed)
 
 
 class ReadTransaction:
@@ -86,6 +92,7 @@ class ReadTransaction:
     def __init__(self, reads: Reads, cursor: Any) -> None:
         self._reads = reads
         self._cursor = cursor  # psycopg's (async) or sqlite3's
+        self.is_postgres = reads.is_postgres
 
     async def all(self, statement: Select[Any], values: dict[str, Any]) -> list[tuple[Any, ...]]:
         compiled = self._reads.compiled(statement)
@@ -105,42 +112,76 @@ class ReadTransaction:
 
 
 class _PostgresConnections:
-    """Up to `size` psycopg connections of one event loop; a request waits for one in turn."""
+    """Up to `size` psycopg connections of one event loop. A request that finds none free
+    waits, and a connection given back goes straight to the longest waiting request: strictly
+    in turn, where an asyncio.Queue lets a request that just arrived take it first and sends
+    the one it woke to the back (a page of 100 Things saw its p99 at three times its p50)."""
 
     def __init__(self, conninfo: str, size: int) -> None:
         self._conninfo = conninfo
         self._size = size
         self._opened = 0
-        self._idle: asyncio.Queue[tuple[psycopg.AsyncConnection[Any], float]] = asyncio.Queue()
+        self._idle: list[tuple[psycopg.AsyncConnection[Any], float]] = []
+        self._waiting: deque[asyncio.Future[psycopg.AsyncConnection[Any]]] = deque()
 
     async def take(self) -> psycopg.AsyncConnection[Any]:
-        if self._idle.empty() and self._opened < self._size:
+        if self._idle:
+            connection, idle_since = self._idle.pop()
+            if time.monotonic() - idle_since < IDLE_PING_SECONDS:
+                return connection
+            return await self._pinged(connection)
+        if self._opened < self._size:
             self._opened += 1
             try:
                 return await psycopg.AsyncConnection.connect(self._conninfo)
             except BaseException:
                 self._opened -= 1
                 raise
-        connection, idle_since = await self._idle.get()
-        if time.monotonic() - idle_since >= IDLE_PING_SECONDS:
-            try:
-                await connection.execute("SELECT 1")
-                await connection.rollback()
-            except psycopg.Error:
-                await self.discard(connection)
-                return await self.take()
-        return connection
+        turn: asyncio.Future[psycopg.AsyncConnection[Any]] = (
+            asyncio.get_running_loop().create_future())
+        self._waiting.append(turn)
+        try:
+            return await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.give_back(turn.result())  # handed over as the request was cancelled
+            else:
+                self._waiting.remove(turn)
+            raise
+
+    async def _pinged(self, connection: psycopg.AsyncConnection[Any]) -> psycopg.AsyncConnection[Any]:
+        try:
+            await connection.execute("SELECT 1")
+            await connection.rollback()
+            return connection
+        except psycopg.Error:
+            await self.discard(connection)
+            return await self.take()
 
     def give_back(self, connection: psycopg.AsyncConnection[Any]) -> None:
-        self._idle.put_nowait((connection, time.monotonic()))
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(connection)
+                return
+        self._idle.append((connection, time.monotonic()))
 
     async def discard(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self._opened -= 1
         await connection.close()
+        if self._waiting and self._opened < self._size:
+            # A waiting request would otherwise wait for a connection that is gone: open one.
+            self._opened += 1
+            try:
+                replacement = await psycopg.AsyncConnection.connect(self._conninfo)
+            except psycopg.Error:
+                self._opened -= 1
+                return
+            self.give_back(replacement)
 
     async def close(self) -> None:
-        while not self._idle.empty():
-            connection, _ = self._idle.get_nowait()
+        while self._idle:
+            connection, _ = self._idle.pop()
             await self.discard(connection)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
@@ -16,6 +17,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     exists,
+    func,
     select,
 )
 from sqlalchemy.orm import Session
@@ -70,6 +72,14 @@ _TAGS_PG = (select(_tags.c.thing_id, _tags.c.tag)
                    _tags.c.thing_id == any_(bindparam("thing_ids", type_=ARRAY(String))))
             .order_by(_tags.c.thing_id, _tags.c.tag))
 
+# SQLite: the ids as one JSON array, read by `json_each`, for the same reason (`core.reads`
+# runs only statements of one text).
+_IDS_OF_JSON = func.json_each(bindparam("thing_ids", type_=String)).table_valued("value")
+_TAGS_SQLITE = (select(_tags.c.thing_id, _tags.c.tag)
+                .where(_tags.c.account_id == bindparam("account_id"),
+                       _tags.c.thing_id.in_(select(_IDS_OF_JSON.c.value)))
+                .order_by(_tags.c.thing_id, _tags.c.tag))
+
 
 def get_thing(session: Session, account_id: str, thing_id: str, *,
               for_update: bool = False) -> Thing | None:
@@ -88,6 +98,22 @@ async def thing_row(read: ReadTransaction, account_id: str,
 async def tags_of_thing(read: ReadTransaction, account_id: str, thing_id: str) -> list[str]:
     rows = await read.all(_TAGS_OF_THING, {"account_id": account_id, "thing_id": thing_id})
     return [tag for _, tag in rows]
+
+
+async def tags_of_page(read: ReadTransaction, account_id: str,
+                       thing_ids: Sequence[str]) -> dict[str, list[str]]:
+    """`tags_of`, in a read of `core.reads`."""
+    tags: dict[str, list[str]] = {thing_id: [] for thing_id in thing_ids}
+    if not thing_ids:
+        return tags
+    if read.is_postgres:
+        rows = await read.all(_TAGS_PG, {"account_id": account_id, "thing_ids": list(thing_ids)})
+    else:
+        rows = await read.all(_TAGS_SQLITE, {"account_id": account_id,
+                                             "thing_ids": json.dumps(list(thing_ids))})
+    for thing_id, tag in rows:
+        tags[thing_id].append(tag)
+    return tags
 
 
 def tags_of(session: Session, account_id: str, thing_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -174,8 +200,14 @@ def _rows_page(filtered: tuple[str, ...], tag_count: int, after: bool) -> Select
             .limit(bindparam("fetch")))
 
 
-def thing_rows(session: Session, account_id: str, *, filters: dict[str, str | None],
-               tags: Sequence[str] = (), after: str | None, fetch: int) -> Sequence[Row[Any]]:
+def thing_id_of_row(row: Sequence[Any]) -> str:
+    """The id of a row of `THING_COLUMNS` (the first)."""
+    return row[0]  # type: ignore[no-any-return]
+
+
+async def thing_rows(read: ReadTransaction, account_id: str, *,
+                     filters: dict[str, str | None], tags: Sequence[str] = (),
+                     after: str | None, fetch: int) -> list[tuple[Any, ...]]:
     """Up to `fetch` rows of `THING_COLUMNS`, in id order after the id `after`, of the
     account's Things matching every filter given (`filters` by FILTER_COLUMNS name, None for
     none) and carrying every tag; for reading: what `things_query` selects."""
@@ -189,7 +221,7 @@ def thing_rows(session: Session, account_id: str, *, filters: dict[str, str | No
     params.update((f"tag_{n}", tag) for n, tag in enumerate(unique))
     if after is not None:
         params["after"] = after
-    return session.execute(statement, params).all()
+    return await read.all(statement, params)
 
 
 def get_group(session: Session, account_id: str, group_id: str) -> ThingsGroup | None:

@@ -12,7 +12,6 @@ from ..core.deps import (
     DbSession,
     authorize,
     authorize_in_route,
-    end_read,
     reads_of,
     record_audit,
 )
@@ -55,9 +54,8 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
 @router.get("/things", response_model=ThingList, responses=problem_responses())
-def list_things(
+async def list_things(
     caller: ReaderInRoute,
-    session: DbSession,
     request: Request,
     state: ThingState | None = None,
     things_group_id: str | None = None,
@@ -70,17 +68,18 @@ def list_things(
     limit: Limit = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Response:
-    principal = caller.verify(session)
-    service.validate_filters(iccid=iccid, imsi=imsi, imei=imei, ip_address=ip_address,
-                             tags=tag or ())
-    rows = repository.thing_rows(
-        session, principal.account_id, tags=tag or (), filters={
-            "state": state, "things_group_id": things_group_id, "iccid": iccid, "imsi": imsi,
-            "imei": imei, "ip_address": ip_address, "connection_status": connection_status},
-        after=decode_cursor(cursor) if cursor else None, fetch=limit + 1)
-    page = page_of(rows, limit, "id")
-    body = service.read_list_json(session, principal.account_id, page)
-    end_read(session)
+    async with reads_of(request).transaction() as read:
+        principal = await caller.verify_read(read)
+        service.validate_filters(iccid=iccid, imsi=imsi, imei=imei, ip_address=ip_address,
+                                 tags=tag or ())
+        rows = await repository.thing_rows(
+            read, principal.account_id, tags=tag or (), filters={
+                "state": state, "things_group_id": things_group_id, "iccid": iccid,
+                "imsi": imsi, "imei": imei, "ip_address": ip_address,
+                "connection_status": connection_status},
+            after=decode_cursor(cursor) if cursor else None, fetch=limit + 1)
+        page = page_of(rows, limit, repository.thing_id_of_row)
+        body = await service.read_list_json(read, principal.account_id, page)
     response = json_response(body)
     set_link_header(request, response, page)
     return response

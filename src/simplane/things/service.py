@@ -66,7 +66,7 @@ def views(session: Session, account_id: str, things: Sequence[Thing]) -> list[Th
     return [view(t, tags[t.id]) for t in things]
 
 
-def thing_document(row: Row[Any], tags: list[str]) -> dict[str, Any]:
+def thing_document(row: Sequence[Any], tags: list[str]) -> dict[str, Any]:
     """A row of `repository.THING_COLUMNS` as the data of its representation, field for field
     what `view` builds from an ORM object."""
     (thing_id, iccid, imsi, name, state, things_group_id, service_data, service_sms, imei,
@@ -99,10 +99,11 @@ async def read_thing_json(read: ReadTransaction, account_id: str, thing_id: str)
     return to_json(thing_document(row, await repository.tags_of_thing(read, account_id, thing_id)))
 
 
-def read_list_json(session: Session, account_id: str, page: Page[Row[Any]]) -> bytes:
+async def read_list_json(read: ReadTransaction, account_id: str,
+                         page: Page[tuple[Any, ...]]) -> bytes:
     """A page of rows of `repository.THING_COLUMNS` as the JSON of a ThingList."""
-    tags = repository.tags_of(session, account_id, [row.id for row in page.items])
-    return to_json({"items": [thing_document(row, tags[row.id]) for row in page.items],
+    tags = await repository.tags_of_page(read, account_id, [row[0] for row in page.items])
+    return to_json({"items": [thing_document(row, tags[row[0]]) for row in page.items],
                     "next_cursor": page.next_cursor})
 
 
