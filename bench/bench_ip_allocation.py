@@ -23,6 +23,7 @@ from simplane.core.db import Database
 from simplane.core.ids import new_id
 from simplane.models import IpLease, IpPool, Thing
 from simplane.networks import leases
+from simplane.things import repository as things_repository
 
 THREADS = 8
 
@@ -103,7 +104,8 @@ def _measure(ctx: Context, database: Database, url: str) -> list[Measurement]:
 
     def allocate(thing_id: str) -> int | None:
         with database.transaction() as session:
-            thing = session.get(Thing, thing_id)
+            # The Thing loaded as the API's routes load one (its account's, by id).
+            thing = things_repository.get_thing(session, tenant.account_id, thing_id)
             assert thing is not None
             assigned = leases.allocate_dynamic(session, thing, tenant.network_id)
             return None if assigned is None else assigned.address

@@ -39,7 +39,7 @@ def test_rows_are_what_the_session_reads(tenant, backend):  # type: ignore[no-un
             await reads.close()
 
     row, tags = asyncio.run(read())
-    assert row == expected and tags == expected_tags == ["fleet-1", "fleet-2"]
+    assert tuple(row) == expected and tags == expected_tags == ["fleet-1", "fleet-2"]
     created_at = row[[c.name for c in repository.THING_COLUMNS].index("created_at")]
     assert created_at.tzinfo is not None  # SQLite's text turned into an aware datetime
 

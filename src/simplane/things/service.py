@@ -100,7 +100,7 @@ async def read_thing_json(read: ReadTransaction, account_id: str, thing_id: str)
 
 
 async def read_list_json(read: ReadTransaction, account_id: str,
-                         page: Page[tuple[Any, ...]]) -> bytes:
+                         page: Page[Sequence[Any]]) -> bytes:
     """A page of rows of `repository.THING_COLUMNS` as the JSON of a ThingList."""
     tags = await repository.tags_of_page(read, account_id, [row[0] for row in page.items])
     return to_json({"items": [thing_document(row, tags[row[0]]) for row in page.items],
