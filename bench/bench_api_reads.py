@@ -9,7 +9,10 @@ for the single-Thing read, walks over every Thing id.
 The baseline, in the same run, on the same database and under the same uvicorn with the same
 number of worker processes, is `bench/_bare_api.py`: a plain ASGI callable that runs the SQL the
 product issues for each request (captured from the product here, with an engine event and
-the DEBUG log of `simplane.reads`, and checked to be the whole conversation) and answers byte-identical bodies, ETag and Link headers.
+the DEBUG log of `simplane.reads`, and checked to be the whole conversation) and answers
+byte-identical bodies, ETag and Link headers. Both servers run side by side and each endpoint
+is loaded A B B A (product, bare, bare, product); each side's figure is its rate over its two
+runs and the worse of its two p99s.
 """
 
 from __future__ import annotations
@@ -113,30 +116,33 @@ def _measure(ctx: Context, engine: str, url: str) -> list[Measurement]:
     samples = [f"/v1/things/{ids[n]}" for n in (0, len(ids) // 2, len(ids) - 1)]
     samples.append(f"/v1/things?limit={LIST_LIMIT}")
 
-    results: dict[tuple[str, str], dict[str, Any]] = {}
-    port = free_port()
-    with _product_server(url, work, port) as (log_path, group):
-        token = _token(port, tenant)
-        expected = {path: _fetch(port, token, path) for path in samples}
-        for _, endpoint in ENDPOINTS:
-            results[("product", endpoint)] = _wrk(port, token, script, paths[endpoint],
-                                                  seconds, warmup, group)
-    _check_log(log_path)
-
     config = work / "bare.json"
     config.write_text(json.dumps({
         "dbapi_url": _dbapi_url(url), "secret_key": BENCH_SECRET, "pool_size": POOL_SIZE,  # the product's
         "statements": statements}))
-    port = free_port()
-    with _bare_server(config, work, port) as (_, group):
-        for path, answer in expected.items():
-            got = _fetch(port, token, path)
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    product_port = free_port()
+    bare_port = next(port for port in iter(free_port, None) if port != product_port)
+    with _product_server(url, work, product_port) as (log_path, product_group), \
+            _bare_server(config, work, bare_port) as (_, bare_group):
+        token = _token(product_port, tenant)
+        for path in samples:
+            answer, got = _fetch(product_port, token, path), _fetch(bare_port, token, path)
             if got != answer:
                 raise RuntimeError(f"the bare app answers {path} differently from the product:"
                                    f"\n{got}\n!=\n{answer}")
+        servers = {"product": (product_port, product_group), "bare": (bare_port, bare_group)}
         for _, endpoint in ENDPOINTS:
-            results[("bare", endpoint)] = _wrk(port, token, script, paths[endpoint], seconds,
-                                               warmup, group)
+            # A B B A, both servers up: a drift of the host's speed during the run (it
+            # varies by a quarter within an hour here) falls on both sides alike.
+            runs: dict[str, list[dict[str, Any]]] = {"product": [], "bare": []}
+            for side in ("product", "bare", "bare", "product"):
+                port, group = servers[side]
+                runs[side].append(_wrk(port, token, script, paths[endpoint], seconds, warmup,
+                                       group))
+            for side, side_runs in runs.items():
+                results[(side, endpoint)] = _combined(side_runs)
+    _check_log(log_path)
 
     measurements = []
     for name, endpoint in ENDPOINTS:
@@ -149,7 +155,8 @@ def _measure(ctx: Context, engine: str, url: str) -> list[Measurement]:
             "server_cpu_ms_per_request": ours["cpu_ms_per_request"],
             "baseline_server_cpu_ms_per_request": bare["cpu_ms_per_request"],
             "connections": CONNECTIONS, "threads": THREADS, "workers": WORKERS,
-            "things": things, "warmup_s": warmup, "load": "wrk",
+            "things": things, "warmup_s": warmup, "load": "wrk", "order": "ABBA",
+            "runs": ours["runs"], "baseline_runs": bare["runs"],
         }
         measurements.append(Measurement(
             name, engine, ours["rps"], "req/s", bare["rps"], "bare ASGI app, same SQL",
@@ -343,6 +350,19 @@ def _fetch(port: int, token: str, path: str) -> tuple[int, bytes, str | None, st
     if link:  # the port differs between the two servers; the rest must not
         link = link.replace(f":{port}/", ":PORT/")
     return response.status_code, response.content, response.headers.get("etag"), link
+
+
+def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Two runs of one side as one: the rate over both, the worse p50 and p99."""
+    requests = sum(run["requests"] for run in runs)
+    duration = sum(run["duration_s"] for run in runs)
+    return {"rps": requests / duration, "requests": requests, "duration_s": round(duration, 2),
+            "p50_ms": max(run["p50_ms"] for run in runs),
+            "p99_ms": max(run["p99_ms"] for run in runs),
+            "non_2xx": sum(run["non_2xx"] for run in runs),
+            "cpu_ms_per_request": round(sum(run["cpu_ms_per_request"] * run["requests"]
+                                            for run in runs) / requests, 3),
+            "runs": [{key: run[key] for key in ("rps", "p50_ms", "p99_ms")} for run in runs]}
 
 
 def _cpu_seconds(group: int) -> float:

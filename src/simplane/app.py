@@ -240,7 +240,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.request_slots = RequestSlots(min(settings.request_concurrency, database.pool_size))
-    app.state.reads = Reads(database, connections=app.state.request_slots.slots)
+    # As many as the engine's pool: reads on the loop overlap their round trips, and with 2
+    # the loop sat idle between them (a served single read: ~0.95 -> ~0.83 ms of CPU with 10).
+    app.state.reads = Reads(database, connections=database.pool_size)
     app.state.token_signer = signer
 
     _install_error_handlers(app)

@@ -8,8 +8,8 @@ database: served on PostgreSQL (2 processes, 32 connections), a single-Thing rea
 execution context and the trips to the thread pool. Here the statements are SQLAlchemy Core
 statements compiled once per dialect, and each read is the driver's execute and fetch:
 
-- PostgreSQL: psycopg's asyncio connections, a few per event loop (`connections`, the
-  request concurrency), apart from the engine's pool. A connection that sat idle is pinged
+- PostgreSQL: psycopg's asyncio connections, up to `connections` per event loop (the app
+  gives the engine's pool size), apart from the engine's pool. A connection that sat idle is pinged
   before use, like the engine's (`core.db._ping_when_idle`).
 - SQLite: one connection per event loop, used on the loop itself. A read of an in-process
   database takes microseconds; in WAL mode a reader never waits for a writer, so it does not
