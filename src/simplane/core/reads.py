@@ -9,8 +9,8 @@ execution context and the trips to the thread pool. Here the statements are SQLA
 statements compiled once per dialect, and each read is the driver's execute and fetch:
 
 - PostgreSQL: psycopg's asyncio connections, up to `connections` per event loop (the app
-  gives the engine's pool size), apart from the engine's pool. A connection that sat idle is pinged
-  before use, like the engine's (`core.db._ping_when_idle`).
+  gives the engine's pool size), apart from the engine's pool. A connection that sat idle is
+  pinged before use, like the engine's (`core.db._ping_when_idle`).
 - SQLite: one connection per event loop, used on the loop itself. A read of an in-process
   database takes microseconds; in WAL mode a reader never waits for a writer, so it does not
   hold up the loop. It is one of the engine's own connections (its pragmas set), taken out
@@ -157,7 +157,7 @@ class _PostgresConnections:
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled():
                 self.give_back(turn.result())  # handed over as the request was cancelled
-            else:
+            elif turn in self._waiting:  # (`give_back` drops the cancelled turns it meets)
                 self._waiting.remove(turn)
             raise
 
