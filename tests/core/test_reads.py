@@ -154,3 +154,59 @@ def test_reads_beyond_the_connections_wait_in_turn_and_a_cancelled_one_gives_way
     pids, last = asyncio.run(scenario())
     assert order == [0, 2, 3, 4, 5, 6]  # in the order they asked
     assert pids == {last}  # one connection served them all
+
+
+def test_a_read_cancelled_mid_statement_leaves_no_busy_connection_behind(backend):  # type: ignore[no-untyped-def]
+    if backend.name != "postgresql":
+        pytest.skip("a SQLite read runs to its end on the loop; it cannot be cancelled midway")
+    reads = Reads(backend.database, connections=1)
+    slow = select(func.pg_sleep(2))
+    pid_of_session = select(func.pg_backend_pid())
+
+    async def scenario() -> int:
+        try:
+            async def read_slowly() -> None:
+                async with reads.transaction() as transaction:
+                    await transaction.first(slow, {})
+
+            task = asyncio.create_task(read_slowly())
+            await asyncio.sleep(0.3)  # the statement is running
+            task.cancel()  # the client went away
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            async with reads.transaction() as transaction:
+                [pid] = await asyncio.wait_for(transaction.first(pid_of_session, {}), timeout=1)
+            return pid  # type: ignore[no-any-return]
+        finally:
+            await reads.close()
+
+    assert asyncio.run(scenario()) > 0
+
+
+def test_a_read_that_fails_on_its_own_keeps_its_prepared_statements(backend):  # type: ignore[no-untyped-def]
+    if backend.name != "postgresql":
+        pytest.skip("SQLite's statements are not prepared on a server")
+    reads = Reads(backend.database, connections=1)
+    pid_of_session = select(func.pg_backend_pid())
+    prepared = select(func.count()).select_from(text("pg_prepared_statements"))
+
+    async def scenario() -> tuple[int, int, int, int]:
+        try:
+            for _ in range(6):  # past psycopg's prepare threshold (5)
+                async with reads.transaction() as transaction:
+                    [first] = await transaction.first(pid_of_session, {})
+                    [before] = await transaction.first(prepared, {})
+            with pytest.raises(LookupError):
+                async with reads.transaction() as transaction:
+                    await transaction.first(pid_of_session, {})
+                    raise LookupError("no such Thing")  # as a 404 leaves its read
+            async with reads.transaction() as transaction:
+                [second] = await transaction.first(pid_of_session, {})
+                [after] = await transaction.first(prepared, {})
+            return first, second, before, after
+        finally:
+            await reads.close()
+
+    first, second, before, after = asyncio.run(scenario())
+    # The same connection, and psycopg kept what it had prepared (a ROLLBACK drops it all).
+    assert first == second and before >= 1 and after >= before

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Dialect, Select, exc
 
 from .db import IDLE_PING_SECONDS, Database
@@ -221,6 +222,8 @@ class Reads:
                     yield ReadTransaction(self, cursor)
             else:
                 connection = self._sqlite()
+                if connection.in_transaction:  # left open by a read whose end failed
+                    connection.rollback()
                 connection.execute("BEGIN")
                 try:
                     yield ReadTransaction(self, connection.cursor())
@@ -240,10 +243,16 @@ class Reads:
             await connection.commit()
         except BaseException:
             try:
-                await connection.rollback()
+                if connection.info.transaction_status == TransactionStatus.INTRANS:
+                    # A read that ends in an error of its own (a 404) ends as a read: psycopg
+                    # forgets its prepared statements on every ROLLBACK.
+                    await connection.commit()
+                else:
+                    await connection.rollback()
             except psycopg.Error:
-                pass  # broken: discarded below
-            if connection.broken or connection.closed:
+                pass  # left unusable: discarded below
+            if connection.closed or connection.info.transaction_status != TransactionStatus.IDLE:
+                # Broken, or cancelled in the middle of a statement (a client that went away).
                 await connections.discard(connection)
             else:
                 connections.give_back(connection)
