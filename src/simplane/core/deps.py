@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 from ..models import Credential, User
 from .auth import Principal, Role, allows
 from .db import Database
+from .loops import PerLoop
 from .reads import Reads, ReadTransaction
 from .errors import forbidden, unauthorized
 from .security import TokenClaims, TokenSigner
@@ -45,15 +45,10 @@ class RequestSlots:
 
     def __init__(self, slots: int) -> None:
         self.slots = slots
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                                    asyncio.Semaphore] = weakref.WeakKeyDictionary()
+        self._semaphores = PerLoop(lambda: asyncio.Semaphore(slots))
 
     def __call__(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        semaphore = self._semaphores.get(loop)
-        if semaphore is None:
-            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.slots)
-        return semaphore
+        return self._semaphores.get()
 
 
 async def _session(request: Request) -> AsyncIterator[Session]:

@@ -29,7 +29,6 @@ import asyncio
 import logging
 import sqlite3
 import time
-import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -41,6 +40,7 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy import Dialect, Select, exc
 
 from .db import IDLE_PING_SECONDS, Database
+from .loops import PerLoop
 
 log = logging.getLogger("simplane.reads")
 
@@ -203,10 +203,11 @@ class Reads:
         self._database = database
         self._dialect = database.engine.dialect
         self.is_postgres = database.is_postgres
-        self._connections = connections
         self._compiled: dict[Select[Any], _Compiled] = {}
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary())
+        conninfo = database.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
+        self._postgres_connections = PerLoop(lambda: _PostgresConnections(conninfo, connections))
+        self._sqlite_connection = PerLoop(self._detached_sqlite_connection)
 
     def compiled(self, statement: Select[Any]) -> _Compiled:
         found = self._compiled.get(statement)
@@ -221,7 +222,7 @@ class Reads:
                 async with self._postgres() as connection, connection.cursor() as cursor:
                     yield ReadTransaction(self, cursor)
             else:
-                connection = self._sqlite()
+                connection = self._sqlite_connection.get().dbapi_connection
                 if connection.in_transaction:  # left open by a read whose end failed
                     connection.rollback()
                 connection.execute("BEGIN")
@@ -236,7 +237,7 @@ class Reads:
 
     @asynccontextmanager
     async def _postgres(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        connections = self._loop_connections()
+        connections = self._postgres_connections.get()
         connection = await connections.take()
         try:
             yield connection
@@ -259,27 +260,16 @@ class Reads:
             raise
         connections.give_back(connection)
 
-    def _loop_connections(self) -> _PostgresConnections:
-        loop = asyncio.get_running_loop()
-        connections = self._by_loop.get(loop)
-        if connections is None:
-            url = self._database.engine.url.set(drivername="postgresql")
-            connections = self._by_loop[loop] = _PostgresConnections(
-                url.render_as_string(hide_password=False), self._connections)
-        return connections
-
-    def _sqlite(self) -> sqlite3.Connection:
-        loop = asyncio.get_running_loop()
-        pooled = self._by_loop.get(loop)
-        if pooled is None:
-            pooled = self._by_loop[loop] = self._database.engine.raw_connection()
-            pooled.detach()  # the loop keeps it; the pool opens another in its place
-        return pooled.dbapi_connection
+    def _detached_sqlite_connection(self) -> Any:
+        pooled = self._database.engine.raw_connection()
+        pooled.detach()  # the loop keeps it; the pool opens another in its place
+        return pooled
 
     async def close(self) -> None:
         """Close the connections of the running event loop (at the app's shutdown)."""
-        held = self._by_loop.pop(asyncio.get_running_loop(), None)
-        if isinstance(held, _PostgresConnections):
-            await held.close()
-        elif held is not None:
-            held.close()
+        connections = self._postgres_connections.pop()
+        if connections is not None:
+            await connections.close()
+        pooled = self._sqlite_connection.pop()
+        if pooled is not None:
+            pooled.close()
