@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from simplane.core.db import Database
-from simplane.core.reads import Reads
+from simplane.core.reads import Reads, _in_utc
 from simplane.models import Thing
 from simplane.things import repository
 
@@ -41,7 +43,16 @@ def test_rows_are_what_the_session_reads(tenant, backend):  # type: ignore[no-un
     row, tags = asyncio.run(read())
     assert tuple(row) == expected and tags == expected_tags == ["fleet-1", "fleet-2"]
     created_at = row[[c.name for c in repository.THING_COLUMNS].index("created_at")]
-    assert created_at.tzinfo is not None  # SQLite's text turned into an aware datetime
+    # SQLite's text turned into an aware datetime; PostgreSQL's read in the reads' own time
+    # zone, UTC (the processing a session applies is skipped there).
+    assert created_at.tzinfo is UTC
+
+
+def test_the_reads_connections_add_their_time_zone_to_the_options_given():  # type: ignore[no-untyped-def]
+    assert conninfo_to_dict(_in_utc("postgresql://u@db:5432/simplane"))["options"] == (
+        "-c TimeZone=UTC")
+    given = _in_utc("postgresql://u@db/simplane?options=-c%20statement_timeout%3D5s")
+    assert conninfo_to_dict(given)["options"] == "-c statement_timeout=5s -c TimeZone=UTC"
 
 
 def test_a_statement_that_renders_per_call_is_refused(backend):  # type: ignore[no-untyped-def]
