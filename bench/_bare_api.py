@@ -116,7 +116,10 @@ class BareApp:
 
             self.pg_pool = asyncio.Queue()
             for _ in range(self.config.pool_size):
-                self.pg_pool.put_nowait(await psycopg.AsyncConnection.connect(self.config.url))
+                # Autocommit, as the product's reads (`simplane.core.reads`): no BEGIN and
+                # COMMIT around a request's statements.
+                self.pg_pool.put_nowait(await psycopg.AsyncConnection.connect(
+                    self.config.url, autocommit=True))
         else:
             self.sqlite_pool = queue.SimpleQueue()
             for _ in range(self.config.pool_size):
@@ -135,8 +138,9 @@ class BareApp:
                 self.sqlite_pool.get().close()
 
     async def query(self, name: str, values: dict[str, Any]) -> list[tuple[list[str], list]]:
-        """Run one request's statements in one read transaction: each statement's columns and
-        rows. The first is always the credential lookup, refused unless its user is active."""
+        """Run one request's statements (on SQLite in one read transaction; on PostgreSQL each
+        on its own, as the product's): each statement's columns and rows. The first is always
+        the credential lookup, refused unless its user is active."""
         statements = self.config.statements[name]
         results: list[tuple[list[str], list]] = []
         if self.pg_pool is not None:
@@ -150,10 +154,6 @@ class BareApp:
                         results.append(([c.name for c in cursor.description], previous))
                         if len(results) == 1 and not _active(results[0], values):
                             break
-                await connection.commit()
-            except BaseException:
-                await connection.rollback()
-                raise
             finally:
                 self.pg_pool.put_nowait(connection)
             return results

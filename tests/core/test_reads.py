@@ -9,7 +9,7 @@ from datetime import UTC
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import String, bindparam, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from simplane.core.db import Database
@@ -221,3 +221,20 @@ def test_a_read_that_fails_on_its_own_keeps_its_prepared_statements(backend):  #
     first, second, before, after = asyncio.run(scenario())
     # The same connection, and psycopg kept what it had prepared (a ROLLBACK drops it all).
     assert first == second and before >= 1 and after >= before
+
+
+def test_a_postgresql_read_runs_its_statements_outside_a_transaction(backend):  # type: ignore[no-untyped-def]
+    if backend.name != "postgresql":
+        pytest.skip("SQLite's reads hold one read transaction")
+    reads = Reads(backend.database, connections=1)
+    # Statements of one transaction share its id; each on its own gets an id of its own.
+    transaction_id = select(func.pg_current_xact_id().cast(String))
+
+    async def scenario() -> list[str]:
+        try:
+            async with reads.transaction() as transaction:
+                return [(await transaction.first(transaction_id, {}))[0] for _ in range(3)]
+        finally:
+            await reads.close()
+
+    assert len(set(asyncio.run(scenario()))) == 3
