@@ -226,11 +226,11 @@ class BareApp:
         results = await self.query("get_thing", values)
         if len(results) < 2:
             raise Unauthorized
-        (columns, rows), (_, tag_rows) = results[1], results[2]
+        columns, rows, tags = _rows_and_tags(results)
         if not rows:
             return 404, b'{"detail":"not found"}', []
         body = _dumps(_thing(dict(zip(columns, rows[0], strict=True)),
-                             [tag for _, tag in tag_rows])).encode()
+                             tags[rows[0][0]])).encode()
         return 200, body, [(b"etag", _etag(body))]
 
     async def list_things(self, scope: dict[str, Any], values: dict[str, Any]) -> tuple[int, bytes, list]:
@@ -241,10 +241,7 @@ class BareApp:
         results = await self.query("list_things", values)
         if len(results) < 2:
             raise Unauthorized
-        (columns, rows), (_, tag_rows) = results[1], results[2]
-        tags: dict[str, list[str]] = {row[0]: [] for row in rows}
-        for thing_id, tag in tag_rows:
-            tags[thing_id].append(tag)
+        columns, rows, tags = _rows_and_tags(results)
         page = rows[:limit]
         next_cursor = None
         headers = []
@@ -257,6 +254,20 @@ class BareApp:
         items = [_thing(dict(zip(columns, row, strict=True)), tags[row[0]]) for row in page]
         body = _dumps({"items": items, "next_cursor": next_cursor}).encode()
         return 200, body, headers
+
+
+def _rows_and_tags(results: list[tuple[list[str], list]]) -> tuple[list[str], list,
+                                                                    dict[str, list[str]]]:
+    """The rows' columns, the rows, and each row's tags: from the statement after the rows
+    (SQLite), or from the rows' own `tags` column (PostgreSQL)."""
+    columns, rows = results[1]
+    if len(results) > 2:
+        tags: dict[str, list[str]] = {row[0]: [] for row in rows}
+        for thing_id, tag in results[2][1]:
+            tags[thing_id].append(tag)
+        return columns, rows, tags
+    at = columns.index("tags")
+    return columns, rows, {row[0]: list(row[at] or []) for row in rows}
 
 
 def _active(credential: tuple[list[str], list], values: dict[str, Any]) -> bool:

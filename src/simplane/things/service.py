@@ -67,12 +67,12 @@ def views(session: Session, account_id: str, things: Sequence[Thing]) -> list[Th
 
 
 def thing_document(row: Sequence[Any], tags: list[str]) -> dict[str, Any]:
-    """A row of `repository.THING_COLUMNS` as the data of its representation, field for field
-    what `view` builds from an ORM object."""
+    """A row of `repository.THING_COLUMNS` (and whatever follows them) as the data of its
+    representation, field for field what `view` builds from an ORM object."""
     (thing_id, iccid, imsi, name, state, things_group_id, service_data, service_sms, imei,
      imei_lock, ip_address, ip_locked, connection_status, connection_since, connection_rat,
      connection_country, connection_operator, connection_session_id, created_at, updated_at,
-     activated_at) = row
+     activated_at, *_) = row
     return {
         "id": thing_id, "iccid": iccid, "imsi": imsi, "name": name, "state": state,
         "things_group_id": things_group_id, "tags": sorted(tags),
@@ -103,15 +103,16 @@ async def read_thing_json(read: ReadTransaction, account_id: str, thing_id: str)
     row = await repository.thing_row(read, account_id, thing_id)
     if row is None:
         raise not_found("thing", thing_id)
-    return document_json(thing_document(
-        row, await repository.tags_of_thing(read, account_id, thing_id)))
+    [tags] = await repository.tags_of_rows(read, account_id, [row])
+    return document_json(thing_document(row, tags))
 
 
 async def read_list_json(read: ReadTransaction, account_id: str,
                          page: Page[Sequence[Any]]) -> bytes:
     """A page of rows of `repository.THING_COLUMNS` as the JSON of a ThingList."""
-    tags = await repository.tags_of_page(read, account_id, [row[0] for row in page.items])
-    return document_json({"items": [thing_document(row, tags[row[0]]) for row in page.items],
+    tags = await repository.tags_of_rows(read, account_id, page.items)
+    return document_json({"items": [thing_document(row, row_tags)
+                                    for row, row_tags in zip(page.items, tags, strict=True)],
                           "next_cursor": page.next_cursor})
 
 
