@@ -75,11 +75,11 @@ _TAGS_OF_THING = (select(_tags.c.thing_id, _tags.c.tag)
                   .where(_tags.c.account_id == bindparam("account_id"),
                          _tags.c.thing_id == bindparam("thing_id"))
                   .order_by(_tags.c.tag))
-# PostgreSQL: the ids as one array parameter. An expanding IN renders a new statement text
-# per request (a placeholder per id, for a page of 100 as much work as the rest of the read)
-# and psycopg parses it afresh each time; `= ANY(array)` is one text, prepared once. The array
-# is bound as its text (`_array_text`): psycopg dumps a list element by element in Python,
-# ~6 % of a page's CPU.
+# PostgreSQL, for a session (`tags_of`): the ids as one array parameter. An expanding IN
+# renders a new statement text per call (a placeholder per id) and psycopg parses it afresh
+# each time; `= ANY(array)` is one text, prepared once. The array is bound as its text
+# (`_array_text`): psycopg dumps a list element by element in Python (~6 % of a page of 100
+# when the reads used this statement).
 _TAGS_PG = (select(_tags.c.thing_id, _tags.c.tag)
             .where(_tags.c.account_id == bindparam("account_id"),
                    _tags.c.thing_id == any_(cast(bindparam("thing_ids", type_=String),
