@@ -29,8 +29,7 @@ from typing import Any
 # (psycopg's %(name)s) or a position (sqlite3's ?); a role says where the value comes from in this
 # request: "client_id" / "account_id" (the token), "thing_id" (the path), "fetch" (limit + 1),
 # "row_id:<i>" (the i-th row of the previous statement), "row_ids:<n>" (the ids of its first n
-# rows, as one list), "row_ids_json:<n>" (the same as one JSON text), "row_ids_array_text:<n>"
-# (the same as PostgreSQL's text of an array) or "literal:<json>".
+# rows, as one list), "row_ids_json:<n>" (the same as one JSON text) or "literal:<json>".
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -56,8 +55,6 @@ def _bind(statement: dict[str, Any], values: dict[str, Any], previous: list[tupl
             value = [row[0] for row in previous[:int(role[8:])]]
         elif role.startswith("row_ids_json:"):
             value = json.dumps([row[0] for row in previous[:int(role[13:])]])
-        elif role.startswith("row_ids_array_text:"):
-            value = "{" + ",".join(row[0] for row in previous[:int(role[19:])]) + "}"
         elif role.startswith("row_id:"):
             value = previous[int(role[7:])][0]
         elif role.startswith("literal:"):

@@ -239,10 +239,6 @@ def _roles(statement: str, parameters: Any, known: dict[str, Any],
         elif isinstance(value, str) and value.startswith("[") and rows and (
                 json.loads(value) == rows[:len(json.loads(value))]):
             role = f"row_ids_json:{len(json.loads(value))}"  # the same as JSON (SQLite's)
-        elif isinstance(value, str) and value.startswith("{") and value.endswith("}") and (
-                rows and value[1:-1].split(",") == rows[:len(value[1:-1].split(","))]):
-            # the same as PostgreSQL's text of an array
-            role = f"row_ids_array_text:{len(value[1:-1].split(','))}"
         elif isinstance(value, list):
             role = "literal:" + json.dumps(value)
         elif value in rows:

@@ -6,12 +6,12 @@ Baseline, same run, same database, same processes: plain INSERTs of the same lea
 addresses known in advance), one per transaction; half of them before the allocations and half
 after, each half into an empty table.
 
-Both sides run 8 transactions at a time, each in a process of its own, the way the server
-runs them: `radius.server` decides requests on one thread per process, because a second
-thread in the same interpreter only contends for it, and `serve --workers` adds processes.
-(Until the seventh round the 8 ran as threads of one process.) Each process keeps its own
-allocation cursor, so the processes also race each other for the same addresses, which the
-advisory locks and unique constraints must settle across processes.
+Both sides run 2, 4 and 8 transactions at a time (`CONCURRENCY`), each in a process of its
+own, the way the server runs them: `radius.server` decides requests on one thread per process,
+because a second thread in the same interpreter only contends for it, and `serve --workers`
+adds processes. (Until the seventh round 8 ran as threads of one process.) Each process
+keeps its own allocation cursor, so the processes also race each other for the same
+addresses, which the advisory locks and unique constraints must settle across processes.
 """
 
 from __future__ import annotations
@@ -222,7 +222,6 @@ def _empty(database: Database, account_id: str) -> None:
                      {"account": account_id})
     with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE things, ip_leases"))
-    leases._cursors.clear()  # (this process allocates nothing; its children start afresh)
 
 
 def _check(database: Database, account_id: str, network_id: str, addresses: list,
