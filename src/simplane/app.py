@@ -26,6 +26,7 @@ from .core.config import Settings, get_settings
 from .core.db import Database
 from .core.deps import RequestSlots, unverified_caller
 from .core.errors import AppError, FieldError, validation_error
+from .core.fastlane import FastLane, FastLaneMiddleware
 from .core.http import check_request, document_conventions, documented_query_parameters
 from .core.logging import configure_logging
 from .core.reads import Reads
@@ -248,6 +249,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     _install_error_handlers(app)
     _install_openapi(app)
     _include_routers(app)
+    from .things.routes import FAST_LANES
+
+    app.state.fast_lane = FastLane(app, FAST_LANES)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -267,6 +271,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(FastLaneMiddleware)
     app.add_middleware(ErrorMiddleware)
     app.add_middleware(AuditMiddleware, database=database)
     app.add_middleware(IdempotencyMiddleware, database=database, signer=signer,
