@@ -5,6 +5,7 @@ tells which requests it took: a test that expects the lane and finds FastAPI fai
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from prometheus_client import REGISTRY
 
 from simplane.app import create_app
@@ -174,6 +175,9 @@ async def _thing(thing_id: str, request: Request) -> None: ...
 async def _with_header(thing_id: str, request: Request, x_key: str = Header()) -> None: ...
 
 
+async def _with_response(thing_id: str, request: Request, response: Response) -> None: ...
+
+
 async def _needs_header(x_key: str = Header()) -> str:
     return x_key
 
@@ -205,6 +209,7 @@ def test_a_lane_is_found_in_fastapis_order():
 
 @pytest.mark.parametrize("endpoint, route, reason", [
     (_with_header, "/things/{thing_id}", "no headers"),
+    (_with_response, "/things/{thing_id}", "parameters only"),
     (_with_deep_dependency, "/things/{thing_id}", "dependencies of the request alone"),
     (_by_number, "/things/{thing_id:int}", "as text"),
     (_with_sync_dependency, "/things/{thing_id}", "not a coroutine function"),
@@ -218,3 +223,39 @@ def test_a_route_the_lane_cannot_call_is_refused_at_start(endpoint, route, reaso
 def test_a_lane_names_a_route_of_the_app():
     with pytest.raises(ValueError, match="not one GET route"):
         FastLane(_app_with("/things/{thing_id}", endpoint=_thing), [Lane(_lookup), Lane(_by_number)])
+
+
+async def _model_route(thing_id: str, request: Request) -> dict[str, str]:
+    return {"id": thing_id}
+
+
+async def _drive(app: FastAPI, path: str) -> tuple[int, bytes]:
+    from simplane.core.fastlane import FastLaneMiddleware
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+             "query_string": b"", "headers": [], "app": app, "state": {}}
+    await FastLaneMiddleware(app)(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_a_lane_route_that_returns_no_response_is_an_error():
+    app = _app_with("/things/{thing_id}", endpoint=_model_route)
+    app.state.fast_lane = FastLane(app, [Lane(_model_route)])
+    with pytest.raises(TypeError, match="returns a Response, not dict"):
+        asyncio.run(_drive(app, "/v1/things/thg_1"))
+
+
+def test_dependency_overrides_send_the_lane_to_fastapi():
+    app = _app_with("/things/{thing_id}", endpoint=_model_route)
+    app.state.fast_lane = FastLane(app, [Lane(_model_route)])
+    app.dependency_overrides[_needs_header] = lambda: "x"
+    assert asyncio.run(_drive(app, "/v1/things/thg_1")) == (200, b'{"id":"thg_1"}')

@@ -20,7 +20,9 @@ as Starlette would find it; any other goes on to the error middleware, as from a
 
 The lane sits inside every middleware of the app (request id, logs and metrics, rate limits,
 error boundary): a request it answers is logged, counted and limited like any other. It sets
-the scope's `route` and `path_params` as routing would.
+the scope's `route` and `path_params` as routing would. A route in the lane returns a
+`Response` itself (FastAPI's serialisation through the response model is what it skips), and
+an app with dependency overrides sends everything through FastAPI, which applies them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import Counter
@@ -104,6 +106,11 @@ def _route_dependencies(path: str, dependant: Dependant) -> tuple[tuple[str | No
 def _check_parameters(path: str, dependant: Dependant, convertors: Mapping[str, Any]) -> None:
     if dependant.header_params or dependant.cookie_params or dependant.body_params:
         raise ValueError(f"{path}: the fast lane passes no headers, cookies or body")
+    if (dependant.response_param_name or dependant.background_tasks_param_name
+            or dependant.security_scopes_param_name or dependant.websocket_param_name
+            or dependant.http_connection_param_name):
+        raise ValueError(f"{path}: the fast lane passes the request and the route's "
+                         "parameters only")
     if dependant.request_param_name != "request":
         raise ValueError(f"{path}: the fast lane passes the request as `request`")
     if any(param.field_info.is_required() for param in dependant.query_params):
@@ -163,8 +170,11 @@ class FastLaneMiddleware:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        lanes: FastLane | None = getattr(scope["app"].state, "fast_lane", None)
-        found = lanes.find(scope["path"]) if lanes is not None else None
+        app = scope["app"]
+        lanes: FastLane | None = getattr(app.state, "fast_lane", None)
+        # Overridden dependencies (tests of an embedding app) are FastAPI's to apply.
+        found = (lanes.find(scope["path"])
+                 if lanes is not None and not app.dependency_overrides else None)
         if found is None:
             await self.app(scope, receive, send)
             return
@@ -184,8 +194,12 @@ class FastLaneMiddleware:
                 if name is not None:
                     arguments[name] = value
             response = await compiled.lane.endpoint(request=request, **path_params, **arguments)
+            if not isinstance(response, Response):
+                # FastAPI would serialise it through the response model; the lane cannot.
+                raise TypeError(f"{compiled.template}: a route in the fast lane returns a "
+                                f"Response, not {type(response).__name__}")
         except Exception as exc:
-            handler = _handler(scope["app"], exc)
+            handler = _handler(app, exc)
             if handler is None:
                 raise  # to the error middleware, as from a route
             response = await _run_handler(handler, request, exc)
