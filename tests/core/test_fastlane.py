@@ -207,6 +207,23 @@ def test_a_lane_is_found_in_fastapis_order():
     assert params == {"thing_id": "thg_1"} and compiled.template == "/v1/things/{thing_id}"
 
 
+async def _section(section: str, request: Request) -> None: ...
+
+
+def test_an_exact_path_an_earlier_route_takes_is_not_the_lanes():
+    app = FastAPI()
+    app.add_api_route("/v1/{section}", _section, methods=["GET"])
+    app.add_api_route("/v1/things", _lookup, methods=["GET"])
+    app.add_api_route("/v2/things", _thing_list, methods=["GET"])
+    lanes = FastLane(app, [Lane(_lookup), Lane(_thing_list)])
+    assert lanes.find("/v1/things") is None
+    compiled, params = lanes.find("/v2/things")  # type: ignore[misc]
+    assert params == {} and compiled.template == "/v2/things"
+
+
+async def _thing_list(request: Request) -> None: ...
+
+
 @pytest.mark.parametrize("endpoint, route, reason", [
     (_with_header, "/things/{thing_id}", "no headers"),
     (_with_response, "/things/{thing_id}", "parameters only"),

@@ -152,12 +152,16 @@ class FastLane:
     def find(self, path: str) -> tuple[_Compiled, dict[str, str]] | None:
         compiled = self._exact.get(path)
         if compiled is not None:
-            return compiled, {}
+            return None if _shadowed(compiled, path) else (compiled, {})
         for compiled in self._patterns:
             match = compiled.regex.match(path)
-            if match is not None and not any(s.match(path) for s in compiled.shadows):
+            if match is not None and not _shadowed(compiled, path):
                 return compiled, match.groupdict()
         return None
+
+
+def _shadowed(compiled: _Compiled, path: str) -> bool:
+    return any(shadow.match(path) for shadow in compiled.shadows)
 
 
 class FastLaneMiddleware:

@@ -17,6 +17,7 @@ from ..core.deps import (
     reads_of,
     record_audit,
 )
+from ..core.fastlane import Lane
 from ..core.http import (
     check_if_match,
     json_response,
@@ -24,7 +25,6 @@ from ..core.http import (
     set_link_header,
     with_etag,
 )
-from ..core.fastlane import Lane
 from ..core.paging import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page_of, paginate
 
 from ..core.errors import bad_field
@@ -88,6 +88,9 @@ async def list_things(
     return response
 
 
+_PLAIN_LIMIT = re.compile(r"[1-9][0-9]{0,3}")  # ASCII digits, no sign, space or leading zero
+
+
 def _plain_page(query: Mapping[str, str]) -> dict[str, Any] | None:
     """The fast lane's arguments of a list of Things asked by page alone (`limit`, `cursor`);
     a filter, or a value FastAPI would have to refuse, is FastAPI's."""
@@ -103,9 +106,6 @@ def _plain_page(query: Mapping[str, str]) -> dict[str, Any] | None:
             return None
         arguments["cursor"] = query["cursor"]
     return arguments
-
-
-_PLAIN_LIMIT = re.compile(r"[1-9][0-9]{0,3}")
 
 
 @router.get(
