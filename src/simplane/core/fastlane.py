@@ -38,7 +38,6 @@ from fastapi import FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import Counter
-from starlette._utils import is_async_callable
 from starlette.concurrency import run_in_threadpool
 
 SERVED = Counter("simplane_fast_lane_requests_total",
@@ -211,7 +210,7 @@ class FastLaneMiddleware:
 
 
 async def _run_handler(handler: Callable[..., Any], request: Request, exc: Exception) -> Any:
-    if is_async_callable(handler):
+    if inspect.iscoroutinefunction(handler):
         return await handler(request, exc)
     return await run_in_threadpool(handler, request, exc)
 
