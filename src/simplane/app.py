@@ -200,7 +200,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         from .bulk.worker import BulkWorker
 
         bulk = BulkWorker(database, stale_after=timedelta(seconds=settings.bulk_stale_seconds),
-                          state_batch=settings.bulk_batch_size)
+                          state_batch=settings.bulk_batch_size,
+                          parallel_batches=settings.bulk_parallel_batches)
         bulk.start()
         from .webhooks.delivery import DeliveryWorker
 

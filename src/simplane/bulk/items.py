@@ -2,9 +2,10 @@
 
 Batches take a job's items in thing_id order, and `bulk_actions.done_through` (committed with
 each batch) says how far the job has got. An item's own `status` is written only when it is not
-a plain success in that order (a failure, or a success after an item that must be taken again);
-otherwise it stays NULL and reads as SUCCEEDED up to done_through and PENDING after it. So a
-batch of 20,000 successes costs one write to the job row, not 20,000 writes to its items.
+a plain success in that order (a failure, a success after an item that must be taken again, or
+a success of a batch run beside an earlier one that did not commit); otherwise it stays NULL
+and reads as SUCCEEDED up to done_through and PENDING after it. So a batch of 20,000 successes
+costs one write to the job row, not 20,000 writes to its items.
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ def next_batch(job: BulkAction, limit: int) -> Select[Any]:
 
 
 def record(session: Session, job: BulkAction, batch: Sequence[str],
-           outcomes: dict[str, Outcome]) -> None:
+           outcomes: dict[str, Outcome], *, follows_done_through: bool = True) -> None:
     """The outcomes of one batch (`batch`: its thing_ids as `next_batch` gave them; `outcomes`:
     every one that did not simply succeed), and the job's progress; in the batch's own
-    transaction."""
+    transaction, which holds the job row. `follows_done_through`: False when items before the
+    batch are still pending (a batch run beside it, ahead of it, did not finish), so the
+    watermark cannot move past them and the batch's successes say so themselves."""
     again = [i for i, thing_id in enumerate(batch) if outcomes.get(thing_id) == AGAIN]
-    done = again[0] if again else len(batch)
+    done = (again[0] if again else len(batch)) if follows_done_through else 0
     if done:
         job.done_through = batch[done - 1]
     written = []

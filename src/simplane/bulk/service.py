@@ -6,7 +6,7 @@ the batch's changes and its items' outcomes commit together, so a crash repeats 
 loses none (the next claim resumes the PENDING items).
 
 ACTIVATE, SUSPEND and RETIRE run set-based (`bulk.state`), tens of thousands of Things per
-batch. The other actions apply the single-Thing services per Thing, `BATCH_SIZE` per batch:
+batch, and on PostgreSQL several batches at once (`plan_slices`, `run_slice`). The other actions apply the single-Thing services per Thing, `BATCH_SIZE` per batch:
 MOVE_TO_GROUP (Network moves release leases and refuse locked IPs per Thing), SET_SERVICES
 (a disconnect per Thing losing data) and SEND_SMS (one message each); ADD_TAGS and REMOVE_TAGS
 are set-based within their batch.
@@ -14,8 +14,10 @@ are set-based within their batch.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +36,7 @@ from ..things.service import Actor, change_state, patch_thing, validate_filters
 from . import items
 from .items import Outcome
 from .schemas import BulkActionCreate, BulkActionOut
-from .state import run_state_batch
+from .state import change_state_batch, run_state_batch
 
 BATCH_SIZE = 500
 # Things per batch of a state action: one transaction each. Fewer, larger transactions are
@@ -291,6 +293,79 @@ def run_batch(session: Session, job_id: str, owner: str, state_batch: int | None
     job.heartbeat_at = now
     session.flush()
     return True
+
+
+# --- a state action's batches side by side (PostgreSQL) ----------------------------------------
+#
+# One UPDATE stream keeps one database core busy. A worker may run a round of several batches
+# at once, each in a transaction of its own: their Things, history and events are disjoint, and
+# only their last step, recording outcomes on the job row, goes in item order. A batch whose
+# predecessor committed moves done_through as a lone batch does; one whose predecessor failed
+# still commits, with its successes written on its items.
+
+
+class JobLost(Exception):
+    """The job stopped being this worker's (taken over as stale, or finished) while a batch ran."""
+
+
+@dataclass(frozen=True)
+class Slice:
+    thing_ids: list[str]
+    # done_through once every slice before this one in its round has committed.
+    after: str | None
+
+
+def plan_slices(session: Session, job_id: str, owner: str, size: int,
+                count: int) -> list[Slice] | None:
+    """The owner's running state job's next round: up to `count` slices of at most `size`
+    pending items, in thing_id order. None when the job is finished (here, on a cancel or when
+    nothing is left) or not the owner's."""
+    job = session.scalar(select(BulkAction).where(BulkAction.id == job_id).with_for_update())
+    if job is None or job.owner != owner or job.status != "RUNNING":
+        return None
+    assert job.action in STATE_ACTIONS, job.action
+    now = utcnow()
+    if job.cancel_requested:
+        _finish(session, job, "CANCELLED", now)
+        return None
+    pending = list(session.scalars(items.next_batch(job, size * count)))
+    if not pending:
+        _finish(session, job, "COMPLETED", now)
+        return None
+    job.heartbeat_at = now
+    session.flush()
+    # Even slices (sizes one apart at most), so no short one finishes early and idles its core.
+    pieces = math.ceil(len(pending) / size)
+    share, longer = divmod(len(pending), pieces)
+    slices, after, start = [], job.done_through, 0
+    for index in range(pieces):
+        chunk = pending[start:start + share + (index < longer)]
+        start += len(chunk)
+        slices.append(Slice(chunk, after))
+        after = chunk[-1]
+    return slices
+
+
+def run_slice(session: Session, job_id: str, owner: str, piece: Slice,
+              wait_turn: Callable[[], object]) -> None:
+    """One slice of a round, in its own transaction. `wait_turn` returns once the slice before
+    it has committed or failed; the job row is taken only then, so the round's changes run side
+    by side and their records in order. Raises JobLost, rolling the slice back, when the job is
+    no longer the owner's."""
+    job = session.get(BulkAction, job_id)
+    if job is None or job.owner != owner or job.status != "RUNNING":
+        raise JobLost(job_id)
+    now = utcnow()
+    outcomes = change_state_batch(session, job, STATE_ACTIONS[job.action], piece.thing_ids, now)
+    wait_turn()
+    job = session.scalar(select(BulkAction).where(BulkAction.id == job_id).with_for_update()
+                         .execution_options(populate_existing=True))
+    if job is None or job.owner != owner or job.status != "RUNNING":
+        raise JobLost(job_id)
+    items.record(session, job, piece.thing_ids, outcomes,
+                 follows_done_through=job.done_through == piece.after)
+    job.heartbeat_at = now
+    session.flush()
 
 
 def _apply(session: Session, job: BulkAction, thing_ids: list[str]) -> dict[str, Outcome]:

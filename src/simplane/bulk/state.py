@@ -64,6 +64,14 @@ def run_state_batch(session: Session, job: BulkAction, to_state: str, limit: int
     batch = list(session.scalars(items.next_batch(job, limit)))
     if not batch:
         return False
+    items.record(session, job, batch, change_state_batch(session, job, to_state, batch, now))
+    return True
+
+
+def change_state_batch(session: Session, job: BulkAction, to_state: str, batch: list[str],
+                       now: datetime) -> dict[str, Outcome]:
+    """The Things of `batch` (pending items of the job, in thing_id order) changed to
+    `to_state`; the outcomes that are not plain successes, for `items.record`."""
     things = (_things_postgres if is_postgres(session) else _things_portable)(
         session, job.account_id, batch)
     plan = _plan([(thing_id, *things.get(thing_id, (None, None, None))) for thing_id in batch],
@@ -74,8 +82,7 @@ def run_state_batch(session: Session, job: BulkAction, to_state: str, limit: int
         for thing_id in apply(session, job, to_state, actor, plan.changes, now):
             plan.outcomes[thing_id] = items.AGAIN
     _apply_singles(session, job, to_state, actor, plan, now)
-    items.record(session, job, batch, plan.outcomes)
-    return True
+    return plan.outcomes
 
 
 def _things_portable(session: Session, account_id: str,

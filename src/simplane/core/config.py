@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # Things per transaction of a bulk ACTIVATE/SUSPEND/RETIRE; unset: 20,000 on PostgreSQL,
     # 2,000 on SQLite (bulk.service.STATE_BATCH_SIZE).
     bulk_batch_size: int | None = Field(None, ge=1, le=200_000)
+    # Batches of a bulk ACTIVATE/SUSPEND/RETIRE that one `serve` process runs at once on
+    # PostgreSQL, each on a database connection (and core) of its own; SQLite runs one.
+    bulk_parallel_batches: int = Field(2, ge=1, le=16)
     # Requests of one `serve` process that hold a database session at once (`core.deps.
     # RequestSlots`); the others wait their turn on the event loop.
     request_concurrency: int = Field(2, ge=1, le=100)
