@@ -6,10 +6,11 @@ the batch's changes and its items' outcomes commit together, so a crash repeats 
 loses none (the next claim resumes the PENDING items).
 
 ACTIVATE, SUSPEND and RETIRE run set-based (`bulk.state`), tens of thousands of Things per
-batch, and on PostgreSQL several batches at once (`plan_slices`, `run_slice`). The other actions apply the single-Thing services per Thing, `BATCH_SIZE` per batch:
-MOVE_TO_GROUP (Network moves release leases and refuse locked IPs per Thing), SET_SERVICES
-(a disconnect per Thing losing data) and SEND_SMS (one message each); ADD_TAGS and REMOVE_TAGS
-are set-based within their batch.
+batch, and on PostgreSQL several batches at once (`plan_slices`, `run_slice`). The other
+actions apply the single-Thing services per Thing, `BATCH_SIZE` per batch: MOVE_TO_GROUP
+(Network moves release leases and refuse locked IPs per Thing), SET_SERVICES (a disconnect per
+Thing losing data) and SEND_SMS (one message each); ADD_TAGS and REMOVE_TAGS are set-based
+within their batch.
 """
 
 from __future__ import annotations
