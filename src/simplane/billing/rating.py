@@ -26,7 +26,6 @@ from sqlalchemy import (
     ColumnElement,
     Numeric,
     Select,
-    and_,
     case,
     exists,
     func,
