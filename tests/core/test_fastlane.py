@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from prometheus_client import REGISTRY
 
 from simplane.app import create_app
-from simplane.core.fastlane import FastLane, Lane
+from simplane.core.fastlane import FastLane, FastLaneMiddleware, Lane
 from simplane.things.routes import _plain_page
 from simplane.users.service import create_network_credential
 
@@ -247,8 +247,6 @@ async def _model_route(thing_id: str, request: Request) -> dict[str, str]:
 
 
 async def _drive(app: FastAPI, path: str) -> tuple[int, bytes]:
-    from simplane.core.fastlane import FastLaneMiddleware
-
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:

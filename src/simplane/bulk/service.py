@@ -271,14 +271,28 @@ def state_batch_size(session: Session) -> int:
     return STATE_BATCH_SIZE["postgresql" if is_postgres(session) else "sqlite"]
 
 
-def run_batch(session: Session, job_id: str, owner: str, state_batch: int | None = None) -> bool:
-    """Process one batch of the job's pending items; False when the job is done (or lost)."""
+def _running_for(job: BulkAction | None, owner: str) -> bool:
+    return job is not None and job.owner == owner and job.status == "RUNNING"
+
+
+def _next_turn(session: Session, job_id: str, owner: str, now: datetime) -> BulkAction | None:
+    """The owner's running job, locked for its next batch or round; None when it is not the
+    owner's any more, or was cancelled (finished here)."""
     job = session.scalar(select(BulkAction).where(BulkAction.id == job_id).with_for_update())
-    if job is None or job.owner != owner or job.status != "RUNNING":
-        return False
-    now = utcnow()
+    if not _running_for(job, owner):
+        return None
+    assert job is not None
     if job.cancel_requested:
         _finish(session, job, "CANCELLED", now)
+        return None
+    return job
+
+
+def run_batch(session: Session, job_id: str, owner: str, state_batch: int | None = None) -> bool:
+    """Process one batch of the job's pending items; False when the job is done (or lost)."""
+    now = utcnow()
+    job = _next_turn(session, job_id, owner, now)
+    if job is None:
         return False
     if job.action in STATE_ACTIONS:
         done = run_state_batch(session, job, STATE_ACTIONS[job.action],
@@ -321,14 +335,11 @@ def plan_slices(session: Session, job_id: str, owner: str, size: int,
     """The owner's running state job's next round: up to `count` slices of at most `size`
     pending items, in thing_id order. None when the job is finished (here, on a cancel or when
     nothing is left) or not the owner's."""
-    job = session.scalar(select(BulkAction).where(BulkAction.id == job_id).with_for_update())
-    if job is None or job.owner != owner or job.status != "RUNNING":
+    now = utcnow()
+    job = _next_turn(session, job_id, owner, now)
+    if job is None:
         return None
     assert job.action in STATE_ACTIONS, job.action
-    now = utcnow()
-    if job.cancel_requested:
-        _finish(session, job, "CANCELLED", now)
-        return None
     pending = list(session.scalars(items.next_batch(job, size * count)))
     if not pending:
         _finish(session, job, "COMPLETED", now)
@@ -354,14 +365,14 @@ def run_slice(session: Session, job_id: str, owner: str, piece: Slice,
     by side and their records in order. Raises JobLost, rolling the slice back, when the job is
     no longer the owner's."""
     job = session.get(BulkAction, job_id)
-    if job is None or job.owner != owner or job.status != "RUNNING":
+    if not _running_for(job, owner):
         raise JobLost(job_id)
     now = utcnow()
     outcomes = change_state_batch(session, job, STATE_ACTIONS[job.action], piece.thing_ids, now)
     wait_turn()
     job = session.scalar(select(BulkAction).where(BulkAction.id == job_id).with_for_update()
                          .execution_options(populate_existing=True))
-    if job is None or job.owner != owner or job.status != "RUNNING":
+    if not _running_for(job, owner):
         raise JobLost(job_id)
     items.record(session, job, piece.thing_ids, outcomes,
                  follows_done_through=job.done_through == piece.after)
