@@ -27,9 +27,8 @@ from typing import Any
 
 # Every statement arrives as {"sql": text, "params": [[key, role], ...]}: a key is a name
 # (psycopg's %(name)s) or a position (sqlite3's ?); a role says where the value comes from in this
-# request: "client_id" / "account_id" (the token), "thing_id" (the path), "fetch" (limit + 1),
-# "row_id:<i>" (the i-th row of the previous statement), "row_ids:<n>" (the ids of its first n
-# rows, as one list), "row_ids_json:<n>" (the same as one JSON text) or "literal:<json>".
+# request: "client_id" / "account_id" (the token), "thing_id" (the path), "fetch" (limit + 1)
+# or "literal:<json>".
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -48,16 +47,10 @@ class Config:
         self.statements: dict[str, list[dict[str, Any]]] = document["statements"]
 
 
-def _bind(statement: dict[str, Any], values: dict[str, Any], previous: list[tuple]) -> Any:
+def _bind(statement: dict[str, Any], values: dict[str, Any]) -> Any:
     out: Any = {} if statement["params"] and isinstance(statement["params"][0][0], str) else []
     for key, role in statement["params"]:
-        if role.startswith("row_ids:"):
-            value = [row[0] for row in previous[:int(role[8:])]]
-        elif role.startswith("row_ids_json:"):
-            value = json.dumps([row[0] for row in previous[:int(role[13:])]])
-        elif role.startswith("row_id:"):
-            value = previous[int(role[7:])][0]
-        elif role.startswith("literal:"):
+        if role.startswith("literal:"):
             value = json.loads(role[8:])
         else:
             value = values[role]
@@ -144,11 +137,10 @@ class BareApp:
             connection = await self.pg_pool.get()
             try:
                 async with connection.cursor() as cursor:
-                    previous: list = []
                     for statement in statements:
-                        await cursor.execute(statement["sql"], _bind(statement, values, previous))
-                        previous = await cursor.fetchall()
-                        results.append(([c.name for c in cursor.description], previous))
+                        await cursor.execute(statement["sql"], _bind(statement, values))
+                        results.append(([c.name for c in cursor.description],
+                                        await cursor.fetchall()))
                         if len(results) == 1 and not _active(results[0], values):
                             break
             finally:
@@ -158,11 +150,9 @@ class BareApp:
         connection = self.sqlite_pool.get()
         try:
             connection.execute("BEGIN")
-            previous = []
             for statement in statements:
-                cursor = connection.execute(statement["sql"], _bind(statement, values, previous))
-                previous = cursor.fetchall()
-                results.append(([c[0] for c in cursor.description], previous))
+                cursor = connection.execute(statement["sql"], _bind(statement, values))
+                results.append(([c[0] for c in cursor.description], cursor.fetchall()))
                 if len(results) == 1 and not _active(results[0], values):
                     break
             connection.execute("COMMIT")
@@ -255,16 +245,11 @@ class BareApp:
 
 def _rows_and_tags(results: list[tuple[list[str], list]]) -> tuple[list[str], list,
                                                                     dict[str, list[str]]]:
-    """The rows' columns, the rows, and each row's tags: from the statement after the rows
-    (SQLite), or from the rows' own `tags` column (PostgreSQL)."""
+    """The rows' columns, the rows, and each row's tags, from the rows' own `tags` column
+    (joined by ",")."""
     columns, rows = results[1]
-    if len(results) > 2:
-        tags: dict[str, list[str]] = {row[0]: [] for row in rows}
-        for thing_id, tag in results[2][1]:
-            tags[thing_id].append(tag)
-        return columns, rows, tags
     at = columns.index("tags")
-    return columns, rows, {row[0]: list(row[at] or []) for row in rows}
+    return columns, rows, {row[0]: row[at].split(",") if row[at] else [] for row in rows}
 
 
 def _active(credential: tuple[list[str], list], values: dict[str, Any]) -> bool:

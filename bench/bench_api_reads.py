@@ -205,20 +205,16 @@ def _capture_statements(database: Database, settings, tenant: Tenant,  # type: i
             response = client.get(path, headers={"Authorization": f"Bearer {token}"})
             if response.status_code != 200:
                 raise RuntimeError(f"{path} answered {response.status_code}: {response.text}")
-            body = response.json()
-            rows = [item["id"] for item in body["items"]] if "items" in body else [body["id"]]
             known = {"client_id": tenant.client_id, "account_id": tenant.account_id,
                      "thing_id": thing_id, "fetch": LIST_LIMIT + 1}
             queries = [(s, p) for s, p in seen
                        if s.strip().upper() not in ("BEGIN", "COMMIT", "ROLLBACK")]
-            # PostgreSQL reads the tags with the rows (a `tags` column), SQLite after them.
-            shape = 2 if database.is_postgres else 3
-            if len(queries) != shape or not queries[0][0].lstrip().upper().startswith(
-                    "SELECT"):
+            # The credential, then the rows with their tags (a `tags` column).
+            if len(queries) != 2 or not all(q.lstrip().upper().startswith("SELECT")
+                                            for q, _ in queries):
                 raise RuntimeError(f"{path}: the product's SQL changed shape, the bare app "
-                                   f"replays credential, rows, tags: {queries}")
-            captured[name] = [_roles(s, p, known, rows if i == 2 else [])
-                              for i, (s, p) in enumerate(queries)]
+                                   f"replays credential, rows: {queries}")
+            captured[name] = [_roles(s, p, known) for s, p in queries]
     finally:
         event.remove(database.engine, "before_cursor_execute", record)
         reads_log.removeHandler(handler)
@@ -226,24 +222,14 @@ def _capture_statements(database: Database, settings, tenant: Tenant,  # type: i
     return captured
 
 
-def _roles(statement: str, parameters: Any, known: dict[str, Any],
-           rows: list[str]) -> dict[str, Any]:
+def _roles(statement: str, parameters: Any, known: dict[str, Any]) -> dict[str, Any]:
     """Name where each bound value of a captured statement comes from in a request."""
     items = (list(parameters.items()) if isinstance(parameters, dict)
              else list(enumerate(parameters)))
     params = []
     for key, value in items:
         role = next((r for r, v in known.items() if v == value and r != "thing_id"), None)
-        if isinstance(value, list) and value and value == rows[:len(value)]:
-            role = f"row_ids:{len(value)}"  # one array of ids (PostgreSQL's = ANY(...))
-        elif isinstance(value, str) and value.startswith("[") and rows and (
-                json.loads(value) == rows[:len(json.loads(value))]):
-            role = f"row_ids_json:{len(json.loads(value))}"  # the same as JSON (SQLite's)
-        elif isinstance(value, list):
-            role = "literal:" + json.dumps(value)
-        elif value in rows:
-            role = f"row_id:{rows.index(value)}"
-        elif value == known["thing_id"]:
+        if value == known["thing_id"]:
             role = "thing_id"
         elif role is None:
             role = "literal:" + json.dumps(value)

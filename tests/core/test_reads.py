@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC
+from typing import Any
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
@@ -27,21 +29,19 @@ def test_rows_are_what_the_session_reads(tenant, backend):  # type: ignore[no-un
     assert patched.status_code == 200, patched.text
     values = {"account_id": tenant.account_id, "thing_id": thing["id"]}
     with backend.database.transaction(read_only=True) as session:
-        expected = tuple(session.execute(repository._THING_ROW, values).one())
-        expected_tags = [tag for _, tag in session.execute(repository._TAGS_OF_THING, values)]
+        expected = tuple(session.execute(repository._THING_ROW_TAGGED, values).one())
     reads = Reads(backend.database, connections=1)
 
-    async def read() -> tuple:
+    async def read() -> Sequence[Any] | None:
         try:
             async with reads.transaction() as transaction:
-                return (await transaction.first(repository._THING_ROW, values),
-                        await repository.tags_of_thing(transaction, tenant.account_id,
-                                                       thing["id"]))
+                return await repository.thing_row(transaction, tenant.account_id, thing["id"])
         finally:
             await reads.close()
 
-    row, tags = asyncio.run(read())
-    assert tuple(row) == expected and tags == expected_tags == ["fleet-1", "fleet-2"]
+    row = asyncio.run(read())
+    assert row is not None and tuple(row) == expected
+    assert sorted(repository.tags_of_row(row)) == ["fleet-1", "fleet-2"]
     created_at = row[[c.name for c in repository.THING_COLUMNS].index("created_at")]
     # SQLite's text turned into an aware datetime; PostgreSQL's read in the reads' own time
     # zone, UTC (the processing a session applies is skipped there).

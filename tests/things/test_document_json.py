@@ -36,9 +36,12 @@ def test_a_rows_json_is_the_models_json(name, imei, operator, since, created, up
         "connection_rat": "LTE", "connection_country": "NL", "connection_operator": operator,
         "connection_session_id": "ses_1", "created_at": created, "updated_at": updated,
         "activated_at": activated}
-    row = tuple(fields[column.name] for column in repository.THING_COLUMNS)
+    # The tags as the reads' statements give them: joined by ",", in any order, NULL for none.
+    row = (*(fields[column.name] for column in repository.THING_COLUMNS), ",".join(tags) or None)
     model = service.view(SimpleNamespace(**fields), list(tags))  # type: ignore[arg-type]
-    assert service.document_json(service.thing_document(row, list(tags))) == json_bytes(model)
-    page = {"items": [service.thing_document(row, list(tags))], "next_cursor": None}
+    read_tags = repository.tags_of_row(row)
+    assert sorted(read_tags) == sorted(tags)
+    assert service.document_json(service.thing_document(row, read_tags)) == json_bytes(model)
+    page = {"items": [service.thing_document(row, read_tags)], "next_cursor": None}
     assert service.document_json(page) == (
         b'{"items":[' + json_bytes(model) + b'],"next_cursor":null}')

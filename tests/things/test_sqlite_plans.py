@@ -57,15 +57,14 @@ def test_a_page_and_its_tags_are_read_by_key_once_serve_has_started(backend, tmp
                 tags = _plan(connection, repository._TAGS,
                              {"account_id": account_id, "thing_ids": [thing_id]})
                 assert "USING INDEX sqlite_autoindex_thing_tags_1 (thing_id=?)" in tags, tags
-                tags = _plan(connection, repository._TAGS_SQLITE,
-                             {"account_id": account_id, "thing_ids": f'["{thing_id}"]'})
-                assert "USING INDEX sqlite_autoindex_thing_tags_1 (thing_id=?)" in tags, tags
-                tags = _plan(connection, repository._TAGS_OF_THING,
-                             {"account_id": account_id, "thing_id": thing_id})
-                assert "USING INDEX sqlite_autoindex_thing_tags_1 (thing_id=?)" in tags, tags
+                one = _plan(connection, repository._THING_ROW_TAGGED,
+                            {"account_id": account_id, "thing_id": thing_id})
+                assert "USING INDEX sqlite_autoindex_thing_tags_1 (thing_id=?)" in one, one
                 page = _plan(connection, repository._rows_page((), 0, False),
                              {"account_id": account_id, "fetch": 101})
                 assert "USING INDEX ix_things_account_id_id" in page, page
+                # Each row's tags (the correlated subquery) by key, not by the account's tag.
+                assert "USING INDEX sqlite_autoindex_thing_tags_1 (thing_id=?)" in page, page
                 assert "TEMP B-TREE" not in page, page
     finally:
         database.dispose()

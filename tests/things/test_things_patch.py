@@ -29,6 +29,26 @@ def test_tags_replace_the_whole_set(tenant) -> None:
     assert client.get("/v1/things", params={"tag": "pump"}).json()["items"] == []
 
 
+def test_tags_read_back_in_code_point_order_everywhere(tenant) -> None:
+    # The reads take a Thing's tags from the database in no particular order and sort them by
+    # code point, as the PATCH answer's model does; a linguistic collation (en_US) would put
+    # "alpha" before "Zeta". (test_document_json holds the sort itself on any order.)
+    client = tenant.admin
+    thing_id = tenant.things(1)[0]["id"]
+    tags = ["alpha", "Zeta", "_x", "-y", "9.0", "b:1", "B:1"]
+    expected = sorted(tags)
+    patched = client.patch(f"/v1/things/{thing_id}", json={"tags": tags})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["tags"] == expected == ["-y", "9.0", "B:1", "Zeta", "_x", "alpha", "b:1"]
+    one, etag = snapshot(client, thing_id)
+    assert one["tags"] == expected and etag == patched.headers["etag"]
+    [listed] = [t for t in client.get("/v1/things", params={"limit": 1000}).json()["items"]
+                if t["id"] == thing_id]
+    assert listed == one
+    untagged = tenant.things(1)[0]["id"]
+    assert snapshot(client, untagged)[0]["tags"] == []
+
+
 def test_patch_without_tags_keeps_them(tenant) -> None:
     client = tenant.admin
     thing_id = tenant.things(1)[0]["id"]

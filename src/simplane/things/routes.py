@@ -81,9 +81,8 @@ async def list_things(
                 "imsi": imsi, "imei": imei, "ip_address": ip_address,
                 "connection_status": connection_status},
             after=decode_cursor(cursor) if cursor else None, fetch=limit + 1)
-        page = page_of(rows, limit, repository.thing_id_of_row)
-        body = await service.read_list_json(read, principal.account_id, page)
-    response = json_response(body)
+    page = page_of(rows, limit, repository.thing_id_of_row)
+    response = json_response(service.list_json(page))
     set_link_header(request, response, page)
     return response
 

@@ -103,16 +103,13 @@ async def read_thing_json(read: ReadTransaction, account_id: str, thing_id: str)
     row = await repository.thing_row(read, account_id, thing_id)
     if row is None:
         raise not_found("thing", thing_id)
-    [tags] = await repository.tags_of_rows(read, account_id, [row])
-    return document_json(thing_document(row, tags))
+    return document_json(thing_document(row, repository.tags_of_row(row)))
 
 
-async def read_list_json(read: ReadTransaction, account_id: str,
-                         page: Page[Sequence[Any]]) -> bytes:
-    """A page of rows of `repository.THING_COLUMNS` as the JSON of a ThingList."""
-    tags = await repository.tags_of_rows(read, account_id, page.items)
-    return document_json({"items": [thing_document(row, row_tags)
-                                    for row, row_tags in zip(page.items, tags, strict=True)],
+def list_json(page: Page[Sequence[Any]]) -> bytes:
+    """A page of rows of `repository.thing_rows` as the JSON of a ThingList."""
+    tags_of_row = repository.tags_of_row
+    return document_json({"items": [thing_document(row, tags_of_row(row)) for row in page.items],
                           "next_cursor": page.next_cursor})
 
 
