@@ -81,9 +81,9 @@ def _group_concat(element: _CommaJoined, compiler: Any, **kw: Any) -> str:
 # (TAG_PATTERN has no comma), in no particular order (`service.thing_document` sorts them),
 # NULL for none. A page's tags then cost no statement or round trip of their own (SQLite read
 # them with one more). On PostgreSQL they were an array in tag order: a sort per Thing, and an
-# array to decode and process. As text in any order, a page of 100 runs ~4,400-4,700 times a
-# second where it ran ~2,800-3,200 (pgbench, 2 clients), and reading it costs the server's
-# Python ~0.2 ms less (~0.8 -> ~0.6 ms).
+# array to decode and process. As text in any order, a page of 100 runs ~2,550-3,050 times a
+# second where it ran ~2,100-2,500 (pgbench, 2 clients; ~6,200-7,100 with no tags at all), and
+# reading it costs the server's Python ~0.2 ms less (~0.8 -> ~0.6 ms).
 _TAGS_TEXT = (select(_CommaJoined(_tags.c.tag))
               .where(_tags.c.account_id == _things.c.account_id,
                      _tags.c.thing_id == _things.c.id)
