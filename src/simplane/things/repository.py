@@ -72,7 +72,7 @@ def _string_agg(element: _CommaJoined, compiler: Any, **kw: Any) -> str:
     return f"string_agg({compiler.process(element.clauses, **kw)}, ',')"
 
 
-@compiles(_CommaJoined)
+@compiles(_CommaJoined, "sqlite")
 def _group_concat(element: _CommaJoined, compiler: Any, **kw: Any) -> str:
     return f"group_concat({compiler.process(element.clauses, **kw)}, ',')"
 
@@ -219,7 +219,8 @@ def _rows_page(filtered: tuple[str, ...], tag_count: int, after: bool) -> Select
     criteria += [_tagged(bindparam(f"tag_{n}"), account_id) for n in range(tag_count)]
     if after:
         criteria.append(_things.c.id > bindparam("after"))
-    return select(*THING_COLUMNS, _TAGS_TEXT).where(*criteria).order_by(_things.c.id).limit(bindparam("fetch"))
+    return (select(*THING_COLUMNS, _TAGS_TEXT).where(*criteria).order_by(_things.c.id)
+            .limit(bindparam("fetch")))
 
 
 def thing_id_of_row(row: Sequence[Any]) -> str:
@@ -231,9 +232,9 @@ async def thing_rows(read: ReadTransaction, account_id: str, *,
                      filters: dict[str, str | None], tags: Sequence[str] = (),
                      after: str | None, fetch: int) -> list[Sequence[Any]]:
     """Up to `fetch` rows of `THING_COLUMNS` and tags (`tags_of_row`), in id order after the
-    id `after`, of the
-    account's Things matching every filter given (`filters` by FILTER_COLUMNS name, None for
-    none) and carrying every tag; for reading: what `things_query` selects."""
+    id `after`, of the account's Things matching every filter given (`filters` by
+    FILTER_COLUMNS name, None for none) and carrying every tag; for reading: what
+    `things_query` selects."""
     values = {name: value for name, value in filters.items() if value is not None}
     unique = list(dict.fromkeys(tags))
     statement = _rows_page(tuple(name for name in FILTER_COLUMNS if name in values),
