@@ -108,8 +108,8 @@ async def read_thing_json(read: ReadTransaction, account_id: str, thing_id: str)
 
 def list_json(page: Page[Sequence[Any]]) -> bytes:
     """A page of rows of `repository.thing_rows` as the JSON of a ThingList."""
-    tags_of_row = repository.tags_of_row
-    return document_json({"items": [thing_document(row, tags_of_row(row)) for row in page.items],
+    return document_json({"items": [thing_document(row, repository.tags_of_row(row))
+                                    for row in page.items],
                           "next_cursor": page.next_cursor})
 
 
