@@ -76,6 +76,9 @@ def serve_api(settings: Settings, database: Database | None, *, host: str, port:
     # The app logs every request itself (JSON, with its request id); no second access log.
     if workers == 1:
         from ..app import create_app
+        from ..core.logging import trim_records_for_serving
+
+        trim_records_for_serving()
 
         uvicorn.run(create_app(settings, database), host=host, port=port, log_level=log_level,
                     access_log=False)

@@ -12,10 +12,15 @@ import orjson
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
+def iso_time(seconds: float) -> str:
+    """A log line's time: UTC, ISO 8601, with a Z."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+            "time": iso_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -37,3 +42,16 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+def trim_records_for_serving() -> None:
+    """Leave out of every log record what no line here prints: where the call was made (a
+    walk up the stack per record), and the thread's and process's names. These are the
+    standard library's own switches (the logging HOWTO's "Optimization"). They hold for the
+    whole process, so only `serve` sets them, not an app embedded in another program or in
+    tests, whose formatters may print them. A served single-Thing read logs one line: ~1.6 us
+    less of ~8.6 us a line in isolation."""
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

@@ -16,46 +16,22 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
-from prometheus_client import Counter, Histogram
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..models import AuditEntry, Credential, IdempotencyRecord, NetworkCredential, User, utcnow
+from .accesslog import ACCESS_LOG
 from .config import Settings
 from .db import Database
 from .errors import AppError, bad_field, precondition
 from .http import route_template
+from .httpmetrics import HTTP_METRICS
 from .ids import new_id
 from .problem import send_problem
 from .ratelimit import RateLimiter
 from .security import TokenClaims, TokenSigner
 
 log = logging.getLogger("simplane.http")
-
-REQUESTS = Counter("simplane_http_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram("simplane_http_request_duration_seconds", "HTTP request latency",
-                    ["method", "route"])
-
-# The labelled series, looked up once per label set: prometheus_client's `labels()` checks
-# and locks on every call. The label sets are few (method x route template x status).
-_request_series: dict[tuple[str, str, int], Any] = {}
-_latency_series: dict[tuple[str, str], Any] = {}
-
-
-def _requests(method: str, route: str, status: int) -> Any:
-    series = _request_series.get((method, route, status))
-    if series is None:
-        series = _request_series[(method, route, status)] = REQUESTS.labels(method, route,
-                                                                            str(status))
-    return series
-
-
-def _latency(method: str, route: str) -> Any:
-    series = _latency_series.get((method, route))
-    if series is None:
-        series = _latency_series[(method, route)] = LATENCY.labels(method, route)
-    return series
-
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _ID_SEGMENT = re.compile(r"^[a-z]{2,5}_[0-9A-Z]{29}$")
@@ -130,11 +106,9 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = route_template(scope) or "unmatched"
-            _requests(scope["method"], route, status_holder["status"]).inc()
-            _latency(scope["method"], route).observe(elapsed)
-            log.info("request", extra={"request_id": request_id, "method": scope["method"],
-                                       "path": scope["path"], "status": status_holder["status"],
-                                       "duration_ms": round(elapsed * 1000, 2)})
+            HTTP_METRICS.observe(scope["method"], route, status_holder["status"], elapsed)
+            ACCESS_LOG.request(request_id, scope["method"], scope["path"],
+                               status_holder["status"], round(elapsed * 1000, 2))
 
 
 def unexpected_error(exc: BaseException) -> AppError:
@@ -219,13 +193,14 @@ class RateLimitMiddleware:
             log.warning("rate limiter unavailable; request let through", exc_info=True)
             await self.app(scope, receive, send)
             return
-        decision = min(decisions, key=lambda d: (d.allowed, d.remaining))
-        headers = {
-            "ratelimit-limit": str(decision.limit),
-            "ratelimit-remaining": str(decision.remaining),
-            "ratelimit-reset": str(decision.reset_seconds),
-        }
+        decision = (decisions[0] if len(decisions) == 1
+                    else min(decisions, key=lambda d: (d.allowed, d.remaining)))
         if not decision.allowed:
+            headers = {
+                "ratelimit-limit": str(decision.limit),
+                "ratelimit-remaining": str(decision.remaining),
+                "ratelimit-reset": str(decision.reset_seconds),
+            }
             error = AppError(
                 f"rate limit of {rate:g} requests/s (burst {burst}) exceeded; "
                 f"retry after {decision.retry_after} s",
@@ -235,10 +210,14 @@ class RateLimitMiddleware:
             await send_problem(send, error, headers)
             return
 
+        # As bytes, ready for the server: every API response carries them.
+        limit_headers = ((b"ratelimit-limit", b"%d" % decision.limit),
+                         (b"ratelimit-remaining", b"%d" % decision.remaining),
+                         (b"ratelimit-reset", b"%d" % decision.reset_seconds))
+
         async def send_with_headers(message) -> None:  # type: ignore[no-untyped-def]
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []),
-                                      *((k.encode(), v.encode()) for k, v in headers.items())]
+                message["headers"] = [*message.get("headers", ()), *limit_headers]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

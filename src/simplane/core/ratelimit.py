@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    # A tuple, not a frozen dataclass: one is made per API request, and a frozen dataclass's
+    # __init__ sets each field through object.__setattr__.
     allowed: bool
     limit: int
     remaining: int
