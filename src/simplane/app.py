@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -170,6 +171,7 @@ def _gather_sqlite_statistics(database: Database) -> None:
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    ACCESS_LOG.write_to(sys.stderr)  # where configure_logging's handler writes
     database = database or Database(settings.database_url)
     signer = TokenSigner(settings.resolved_secret_key())
 
@@ -204,6 +206,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                           state_batch=settings.bulk_batch_size,
                           parallel_batches=settings.bulk_parallel_batches)
         bulk.start()
+        app.state.bulk_worker = bulk  # for a look at its state (tests of a shutdown mid-job)
         from .webhooks.delivery import DeliveryWorker
 
         deliveries = DeliveryWorker(

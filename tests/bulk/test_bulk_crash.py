@@ -3,6 +3,7 @@ again: the job completes, each Thing processed exactly once."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -19,9 +20,10 @@ from livekit import (
     start_server,
     wait_for,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from simplane.bulk import items as job_items
+from simplane.bulk.worker import BulkWorker
 from simplane.models import BulkAction, Event, Thing, ThingStateChange
 
 SIZE = 6_000
@@ -112,13 +114,26 @@ def test_clean_shutdown_mid_job_hands_the_job_back_at_once(
         pytestconfig: pytest.Config, crash_backend: Any) -> None:
     # The default 60 s staleness: the restarted server must not have to wait for it.
     first = start_server(pytestconfig, crash_backend, bulk_batch_size=BATCH)
+    worker: BulkWorker = first.server.config.app.state.bulk_worker
     port = int(first.base_url.rsplit(":", 1)[1])
     tenant = make_tenant(pytestconfig, crash_backend, first.base_url)
     try:
         ids = ship(tenant, SIZE)
         job = submit(tenant.admin, {"action": "ACTIVATE", "target": {"thing_ids": ids}})
         _part_way(tenant.admin, job["id"])
-        first.__exit__(None, None, None)
+        # The job's row held, no batch of it can commit until the worker has been told to
+        # stop: on a fast host the rest of the job was otherwise done within the shutdown's
+        # first tenth of a second, before it reached the worker.
+        with crash_backend.database.engine.connect() as holder:
+            holder.execute(update(BulkAction).where(BulkAction.id == job["id"])
+                           .values(processed=BulkAction.processed))
+            assert _stored(crash_backend, job["id"])[0].owner == worker.owner
+            stopping = threading.Thread(target=first.__exit__, args=(None, None, None))
+            stopping.start()
+            wait_for(lambda: worker.stopping, what="the bulk worker to be told to stop")
+            holder.rollback()
+        stopping.join(60)
+        assert not stopping.is_alive()
 
         stopped, outcomes = _stored(crash_backend, job["id"])
         assert (stopped.status, stopped.owner) == ("QUEUED", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import secrets
@@ -118,13 +119,17 @@ def test_lines_overdue_go_out_with_the_next_when_their_loop_has_ended(stderr, mo
     assert [line["request_id"] for line in stderr.lines()] == ["req_1", "req_2"]
 
 
-def test_a_served_request_is_logged_with_its_id(shared_tenant, capsys):
+def test_a_served_request_is_logged_with_its_id(shared_tenant, stderr):
     request_id = f"probe-{secrets.token_hex(6)}"
-    response = shared_tenant.admin.get("/v1/me", headers={"X-Request-Id": request_id})
-    assert response.status_code == 200
-    ACCESS_LOG.flush()
-    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()
-             if request_id in line]
+    before = ACCESS_LOG.stream
+    ACCESS_LOG.write_to(stderr)
+    try:
+        response = shared_tenant.admin.get("/v1/me", headers={"X-Request-Id": request_id})
+        assert response.status_code == 200
+        ACCESS_LOG.flush()
+    finally:
+        ACCESS_LOG.write_to(before)
+    lines = [line for line in stderr.lines() if line["request_id"] == request_id]
     assert len(lines) == 1
     assert (lines[0]["method"], lines[0]["path"], lines[0]["status"]) == ("GET", "/v1/me", 200)
     assert lines[0]["message"] == "request" and lines[0]["logger"] == "simplane.http"
@@ -147,3 +152,11 @@ def test_serving_trims_what_records_carry():
     before, after = out.stdout.splitlines()
     assert before.split()[0] == "8" and before.split()[1] == "MainThread"
     assert after.split() == ["0", "None", "None"]
+
+
+def test_lines_for_a_closed_stream_are_dropped_without_an_error():
+    stream = io.StringIO()
+    log = AccessLog(stream)
+    stream.close()
+    log.request("req_1", "GET", "/v1/things", 200, 1.0)
+    log.flush()

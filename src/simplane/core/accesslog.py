@@ -34,7 +34,7 @@ _log = logging.getLogger("simplane.http")
 
 class AccessLog:
     def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream  # None: sys.stderr as it is when the lines go out
+        self._stream = stream or sys.stderr
         self._lines: list[bytes] = []
         self._size = 0
         self._due = 0.0  # when the oldest kept line is to be out
@@ -65,15 +65,32 @@ class AccessLog:
             except RuntimeError:  # no event loop to come back to
                 self.flush()
 
+    @property
+    def stream(self) -> TextIO:
+        return self._stream
+
+    def write_to(self, stream: TextIO) -> None:
+        """Where the lines go from now on: `create_app` gives the stream its log handler got,
+        as `logging` keeps the stream a handler was made with (a program that swaps
+        sys.stderr later, such as a CLI test runner, does not get the server's lines)."""
+        self.flush()
+        self._stream = stream
+
     def flush(self) -> None:
         with self._lock:
             lines, self._lines, self._size = self._lines, [], 0
         if not lines:
             return
-        stream = self._stream or sys.stderr
-        for chunk in _chunks(lines):
-            stream.write(chunk.decode())
-            stream.flush()
+        stream = self._stream
+        try:
+            for chunk in _chunks(lines):
+                stream.write(chunk.decode())
+                stream.flush()
+        except (OSError, ValueError):
+            # A closed stream or a reader gone (at exit, say): the lines are lost, and a log
+            # must not fail the request or the shutdown that wrote them (as `logging.shutdown`
+            # does for its handlers).
+            pass
 
 
 def _chunks(lines: list[bytes]) -> list[bytes]:
