@@ -7,7 +7,10 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from simplane.core.logging import JsonFormatter
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simplane.core.logging import JsonFormatter, iso_time
 
 
 def _line(**extra: object) -> dict:
@@ -41,3 +44,14 @@ def test_an_exception_is_written_with_its_traceback():
                                    sys.exc_info())
     line = json.loads(JsonFormatter().format(record))
     assert "ValueError: boom" in line["exception"]
+
+
+@settings(max_examples=2000)
+@given(st.one_of(
+    st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    st.integers(min_value=0, max_value=4_000_000_000).map(float),  # no microseconds
+    st.integers(min_value=0, max_value=4_000_000_000).map(lambda s: s + 0.9999996),  # rounds up
+))
+def test_a_lines_time_is_what_datetime_writes(seconds):
+    assert iso_time(seconds) == datetime.fromtimestamp(seconds, UTC).isoformat().replace(
+        "+00:00", "Z")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
-from datetime import UTC, datetime
+import time
 
 import orjson
 
@@ -13,8 +14,23 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 
 
 def iso_time(seconds: float) -> str:
-    """A log line's time: UTC, ISO 8601, with a Z."""
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    """A log line's time: UTC, ISO 8601, with a Z; what
+    `datetime.fromtimestamp(seconds, UTC).isoformat()` gives (microseconds rounded half to
+    even, left out when zero), with the date and time of day made once a second: every
+    request writes one (~1.1 -> ~0.5 us)."""
+    fraction, whole = math.modf(seconds)
+    micro = round(fraction * 1e6)
+    second = int(whole)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    global _last_second  # one tuple, replaced whole: threads read it safely
+    last = _last_second
+    if last[0] != second:
+        last = _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{last[1]}.{micro:06d}Z" if micro else f"{last[1]}Z"
+
+
+_last_second: tuple[int | None, str] = (None, "")  # the second last written, and its text
 
 
 class JsonFormatter(logging.Formatter):
