@@ -23,11 +23,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from . import __version__
+from .core.accesslog import ACCESS_LOG
 from .core.config import Settings, get_settings
 from .core.db import Database
 from .core.deps import RequestSlots, unverified_caller
 from .core.errors import AppError, FieldError, validation_error
-from .core.accesslog import ACCESS_LOG
 from .core.fastlane import FastLane, FastLaneMiddleware
 from .core.http import check_request, document_conventions, documented_query_parameters
 from .core.logging import configure_logging, trim_records_for_serving

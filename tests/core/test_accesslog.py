@@ -7,8 +7,6 @@ import io
 import json
 import logging
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -133,25 +131,6 @@ def test_a_served_request_is_logged_with_its_id(shared_tenant, stderr):
     assert len(lines) == 1
     assert (lines[0]["method"], lines[0]["path"], lines[0]["status"]) == ("GET", "/v1/me", 200)
     assert lines[0]["message"] == "request" and lines[0]["logger"] == "simplane.http"
-
-
-def test_serving_trims_what_records_carry():
-    # In a process of its own: the switches hold for the whole process.
-    code = ("import logging\n"
-            "from simplane.core.logging import trim_records_for_serving\n"
-            "records = []\n"
-            "handler = logging.Handler()\n"
-            "handler.emit = records.append\n"
-            "logger = logging.getLogger('probe')\n"
-            "logger.addHandler(handler)\n"
-            "logger.warning('before')\n"
-            "trim_records_for_serving()\n"
-            "logger.warning('after')\n"
-            "for r in records: print(r.lineno, r.threadName, r.processName)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    before, after = out.stdout.splitlines()
-    assert before.split()[0] == "8" and before.split()[1] == "MainThread"
-    assert after.split() == ["0", "None", "None"]
 
 
 def test_lines_for_a_closed_stream_are_dropped_without_an_error():

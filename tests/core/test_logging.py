@@ -1,9 +1,11 @@
-"""The JSON log line: one object per event, with the record's extra fields."""
+"""The JSON log line: one object per event, with the record's extra fields; its time; what
+`serve` leaves out of records."""
 
 from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import sys
 from datetime import UTC, datetime
 
@@ -55,3 +57,22 @@ def test_an_exception_is_written_with_its_traceback():
 def test_a_lines_time_is_what_datetime_writes(seconds):
     assert iso_time(seconds) == datetime.fromtimestamp(seconds, UTC).isoformat().replace(
         "+00:00", "Z")
+
+
+def test_serving_trims_what_records_carry():
+    # In a process of its own: the switches hold for the whole process.
+    code = ("import logging\n"
+            "from simplane.core.logging import trim_records_for_serving\n"
+            "records = []\n"
+            "handler = logging.Handler()\n"
+            "handler.emit = records.append\n"
+            "logger = logging.getLogger('probe')\n"
+            "logger.addHandler(handler)\n"
+            "logger.warning('before')\n"
+            "trim_records_for_serving()\n"
+            "logger.warning('after')\n"
+            "for r in records: print(r.lineno, r.threadName, r.processName)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after = out.stdout.splitlines()
+    assert before.split()[0] == "8" and before.split()[1] == "MainThread"
+    assert after.split() == ["0", "None", "None"]
