@@ -203,25 +203,20 @@ class RateLimitMiddleware:
             return
         decision = (decisions[0] if len(decisions) == 1
                     else min(decisions, key=lambda d: (d.allowed, d.remaining)))
+        # As bytes, ready for the server: every API response carries them.
+        limit_headers = ((b"ratelimit-limit", b"%d" % decision.limit),
+                         (b"ratelimit-remaining", b"%d" % decision.remaining),
+                         (b"ratelimit-reset", b"%d" % decision.reset_seconds))
         if not decision.allowed:
-            headers = {
-                "ratelimit-limit": str(decision.limit),
-                "ratelimit-remaining": str(decision.remaining),
-                "ratelimit-reset": str(decision.reset_seconds),
-            }
             error = AppError(
                 f"rate limit of {rate:g} requests/s (burst {burst}) exceeded; "
                 f"retry after {decision.retry_after} s",
                 429, "rate_limited", "Too many requests",
                 headers={"Retry-After": str(decision.retry_after)},
             )
-            await send_problem(send, error, headers)
+            await send_problem(send, error, {name.decode(): value.decode()
+                                             for name, value in limit_headers})
             return
-
-        # As bytes, ready for the server: every API response carries them.
-        limit_headers = ((b"ratelimit-limit", b"%d" % decision.limit),
-                         (b"ratelimit-remaining", b"%d" % decision.remaining),
-                         (b"ratelimit-reset", b"%d" % decision.reset_seconds))
 
         async def send_with_headers(message) -> None:  # type: ignore[no-untyped-def]
             if message["type"] == "http.response.start":
